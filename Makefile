@@ -1,0 +1,33 @@
+# The two commands a newcomer needs:
+#   make demo   set up, then run the main job on the bundled sample data
+#   make test   set up, then lint, type-check and run the tests
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint clean
+
+setup: $(VENV)/.installed
+
+# torch is installed first and pinned to the CPU release; transformers would otherwise
+# let pip choose a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(BIN)/voc run data/sample/nps_responses.csv
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf output .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,87 @@
+"""Typed records passed between stages. Enum values reach result tables, so they are stable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pipeline.errors import ReasonCode, Stage
+from pipeline.normalize import PiiKind
+from pipeline.tokenize import Token
+
+
+class NpsCategory(StrEnum):
+    PROMOTER = "promoter"  # 9-10
+    PASSIVE = "passive"  # 7-8
+    DETRACTOR = "detractor"  # 0-6
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One record as read from the source, before validation.
+
+    ``fields`` maps source column names to values; it is None when the record could not be
+    parsed at all, and then ``problem`` says why and ``raw`` holds the text that was read.
+    """
+
+    source_row: int  # line number in text files (header is line 1), row number in Parquet
+    fields: dict[str, Any] | None
+    raw: str = ""
+    problem: tuple[ReasonCode, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A validated survey response; the comment is still the raw text."""
+
+    response_id: str
+    source_row: int
+    responded_at: datetime  # aware, UTC
+    response_date: date  # local date in the configured time zone: the partition key
+    score: int
+    comment: str
+    segments: dict[str, str | None]
+
+    @property
+    def nps_category(self) -> NpsCategory:
+        return nps_category(self.score)
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedRow:
+    source_row: int
+    stage: Stage
+    reason: ReasonCode
+    detail: str
+    raw_payload: str  # JSON of the source record, PII-masked and truncated
+    response_id: str | None = None
+    response_date: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    index: int
+    text: str  # masked
+    tokens: tuple[Token, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessedResponse:
+    """A response after normalisation and tokenization: everything here is safe to store."""
+
+    response: Response
+    comment_masked: str
+    pii_kinds: tuple[PiiKind, ...]
+    sentences: tuple[Sentence, ...]
+
+
+def nps_category(score: int) -> NpsCategory:
+    if not 0 <= score <= 10:
+        raise ValueError(f"NPS scores run from 0 to 10, got {score}")
+    if score >= 9:
+        return NpsCategory.PROMOTER
+    if score >= 7:
+        return NpsCategory.PASSIVE
+    return NpsCategory.DETRACTOR

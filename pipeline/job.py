@@ -1,0 +1,382 @@
+"""The main job: one input file and a date scope in, replaced partitions and a run record out.
+
+    read + validate → normalise (NFKC, PII mask, sentences) → tokenize → write → aggregate
+
+Everything streams in chunks of ``source.chunk_rows``; the partitions a run covers are
+replaced inside one transaction. Sentiment and topics join this job with the models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pipeline import __version__
+from pipeline.contracts import ProcessedResponse, QuarantinedRow, Response, Sentence
+from pipeline.ingest import RowValidator, SourceInfo, chunked, describe_source, read_records
+from pipeline.normalize import NORMALIZER_VERSION, MaskedText, clean_comment, split_sentences
+from pipeline.nps import CI_METHOD, nps_estimate
+from pipeline.settings import Settings
+from pipeline.store import DuckDBStore
+from pipeline.tokenize import dictionary_version, tokenize
+
+RunKind = Literal["run", "backfill", "nightly"]
+BLANK_SEGMENT = "(blank)"
+STAGES = ("read_validate", "normalize", "tokenize", "write", "aggregate")
+
+
+@dataclass(frozen=True, slots=True)
+class DateScope:
+    """Dates a run covers. No bounds: every date found in the input."""
+
+    start: date | None = None
+    end: date | None = None
+
+    def __post_init__(self) -> None:
+        if (self.start is None) != (self.end is None):
+            raise ValueError("a date scope needs both ends or neither")
+        if self.start and self.end and self.start > self.end:
+            raise ValueError(f"scope starts {self.start} after it ends {self.end}")
+
+    @classmethod
+    def single(cls, day: date) -> DateScope:
+        return cls(day, day)
+
+    @property
+    def is_bounded(self) -> bool:
+        return self.start is not None
+
+    def contains(self, day: date) -> bool:
+        if self.start is None or self.end is None:
+            return True
+        return self.start <= day <= self.end
+
+    def days(self) -> list[date]:
+        if self.start is None or self.end is None:
+            return []
+        return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    kind: RunKind
+    status: str
+    source_name: str
+    db_path: Path
+    scope: DateScope
+    partitions: list[date] = field(default_factory=list)
+    rows_read: int = 0
+    rows_in: int = 0
+    rows_published: int = 0
+    rows_quarantined: int = 0
+    quarantine_reasons: Counter[str] = field(default_factory=Counter)
+    seconds_by_stage: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    @property
+    def rows_out_of_scope(self) -> int:
+        return self.rows_read - self.rows_in
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    run_id: str
+    config_hash: str
+    source_name: str
+    normalizer_version: str
+    dictionary_version: str
+
+
+def normalize_response(response: Response) -> tuple[MaskedText, list[str]]:
+    """The masked comment and its sentences."""
+    masked = clean_comment(response.comment)
+    return masked, split_sentences(masked.text)
+
+
+def tokenize_response(response: Response, masked: MaskedText, sentences: list[str]) -> ProcessedResponse:
+    tokenized = tuple(Sentence(i, text, tuple(tokenize(text))) for i, text in enumerate(sentences))
+    return ProcessedResponse(response, masked.text, masked.pii_kinds, tokenized)
+
+
+def process_response(response: Response) -> ProcessedResponse:
+    """Normalise, mask and split the comment, and tokenize each sentence."""
+    return tokenize_response(response, *normalize_response(response))
+
+
+def make_run_id(source: SourceInfo, scope: DateScope, settings: Settings, kind: RunKind) -> str:
+    """Same input, scope, settings and versions → same id, so a re-run replaces its record."""
+    parts = [source.sha256, str(scope.start), str(scope.end), settings.config_hash(), kind,
+             __version__, NORMALIZER_VERSION, dictionary_version()]  # fmt: skip
+    return "run-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def run_job(
+    input_path: Path,
+    settings: Settings,
+    scope: DateScope = DateScope(),
+    kind: RunKind = "run",
+    source_name: str | None = None,
+) -> RunSummary:
+    """Run the job over one input and return its summary; raises (after recording) on failure."""
+    source = describe_source(input_path, settings.source)
+    name = source_name or input_path.name
+    run_id = make_run_id(source, scope, settings, kind)
+    lineage = Lineage(run_id, settings.config_hash(), name, NORMALIZER_VERSION, dictionary_version())
+    summary = RunSummary(run_id, kind, "failed", name, settings.store.duckdb_path, scope)
+    started_at = datetime.now(UTC)
+    with DuckDBStore(settings.store.duckdb_path) as store:
+        try:
+            with store.transaction():
+                _write_partitions(store, source, settings, scope, lineage, summary)
+            summary.status = "succeeded"
+            error = None
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            with store.transaction():
+                store.upsert_by_key("runs", _run_row(summary, source, lineage, started_at, error))
+    return summary
+
+
+@contextmanager
+def _timed(summary: RunSummary, stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        summary.seconds_by_stage[stage] += time.perf_counter() - start
+
+
+def _write_partitions(
+    store: DuckDBStore,
+    source: SourceInfo,
+    settings: Settings,
+    scope: DateScope,
+    lineage: Lineage,
+    summary: RunSummary,
+) -> None:
+    partitioned = ("responses", "response_segments", "sentences", "terms", "nps_daily", "quarantine")
+    cleared: set[date] = set()
+
+    def clear(days: set[date]) -> None:
+        new = days - cleared
+        for table in partitioned:
+            store.delete_partitions(table, new)
+        cleared.update(new)
+
+    # records with no readable date belong to every run of their source
+    store.delete_where("quarantine", "response_date IS NULL AND source_name = ?", [lineage.source_name])
+    clear(set(scope.days()))
+
+    validator = RowValidator(settings.source)
+    records = read_records(source, settings.source)
+    while True:
+        with _timed(summary, "read_validate"):
+            chunk = next(chunked(records, settings.source.chunk_rows), None)
+            if chunk is None:
+                break
+            accepted: list[Response] = []
+            rejected: list[QuarantinedRow] = []
+            for record in chunk:
+                summary.rows_read += 1
+                outcome = validator.validate(record)
+                day = outcome.response_date
+                if day is not None and not scope.contains(day):
+                    continue
+                summary.rows_in += 1
+                (accepted if isinstance(outcome, Response) else rejected).append(outcome)  # type: ignore[arg-type]
+        with _timed(summary, "normalize"):
+            normalized = [(r, *normalize_response(r)) for r in accepted]
+        with _timed(summary, "tokenize"):
+            processed = [tokenize_response(r, masked, sentences) for r, masked, sentences in normalized]
+        with _timed(summary, "write"):
+            clear(
+                {p.response.response_date for p in processed}
+                | {q.response_date for q in rejected if q.response_date}
+            )
+            _insert_chunk(store, processed, rejected, lineage)
+        summary.rows_published += len(processed)
+        summary.rows_quarantined += len(rejected)
+        summary.quarantine_reasons.update(q.reason.value for q in rejected)
+
+    summary.partitions = sorted(cleared)
+    with _timed(summary, "aggregate"):
+        store.insert("nps_daily", nps_daily_rows(store, summary.partitions, settings, lineage))
+
+
+def _insert_chunk(
+    store: DuckDBStore, processed: list[ProcessedResponse], rejected: list[QuarantinedRow], lineage: Lineage
+) -> None:
+    responses, segments, sentences, terms = [], [], [], []
+    text_lineage = {
+        "run_id": lineage.run_id,
+        "config_hash": lineage.config_hash,
+        "normalizer_version": lineage.normalizer_version,
+        "dictionary_version": lineage.dictionary_version,
+    }
+    base = {"run_id": lineage.run_id, "config_hash": lineage.config_hash}
+    for item in processed:
+        r = item.response
+        responses.append(
+            {
+                "response_id": r.response_id,
+                "response_date": r.response_date,
+                "responded_at": r.responded_at,
+                "score": r.score,
+                "nps_category": r.nps_category.value,
+                "comment_masked": item.comment_masked,
+                "has_comment": bool(item.comment_masked),
+                "comment_chars": len(item.comment_masked),
+                "sentence_count": len(item.sentences),
+                "pii_kinds": ",".join(k.value for k in item.pii_kinds),
+                "source_name": lineage.source_name,
+                "source_row": r.source_row,
+                **text_lineage,
+            }
+        )
+        for name, value in r.segments.items():
+            segments.append(
+                {
+                    "response_id": r.response_id,
+                    "response_date": r.response_date,
+                    "segment_name": name,
+                    "segment_value": value,
+                    **base,
+                }
+            )
+        lemma_counts: Counter[str] = Counter()
+        lemma_pos: dict[str, str] = {}
+        for sentence in item.sentences:
+            content = [t for t in sentence.tokens if t.is_content]
+            sentences.append(
+                {
+                    "response_id": r.response_id,
+                    "sentence_index": sentence.index,
+                    "response_date": r.response_date,
+                    "sentence_text": sentence.text,
+                    "token_count": len(sentence.tokens),
+                    "keywords": " ".join(t.lemma for t in content),
+                    **text_lineage,
+                }
+            )
+            for token in content:
+                lemma_counts[token.lemma] += 1
+                lemma_pos.setdefault(token.lemma, token.pos)
+        for lemma, count in sorted(lemma_counts.items()):
+            terms.append(
+                {
+                    "response_id": r.response_id,
+                    "response_date": r.response_date,
+                    "lemma": lemma,
+                    "pos": lemma_pos[lemma],
+                    "occurrences": count,
+                    "nps_category": r.nps_category.value,
+                    **base,
+                    "dictionary_version": lineage.dictionary_version,
+                }
+            )
+    quarantine = [
+        {
+            "source_name": lineage.source_name,
+            "source_row": q.source_row,
+            "response_date": q.response_date,
+            "response_id": q.response_id,
+            "stage": q.stage.value,
+            "reason_code": q.reason.value,
+            "detail": q.detail,
+            "raw_payload": q.raw_payload,
+            **base,
+        }
+        for q in rejected
+    ]
+    store.insert("responses", responses)
+    store.insert("response_segments", segments)
+    store.insert("sentences", sentences)
+    store.insert("terms", terms)
+    store.insert("quarantine", quarantine)
+
+
+def nps_daily_rows(
+    store: DuckDBStore, partitions: list[date], settings: Settings, lineage: Lineage
+) -> list[dict[str, Any]]:
+    """NPS per date for all responses and per segment value, from the rows just written."""
+    if not partitions:
+        return []
+    counts = store.query(
+        """
+        WITH scoped AS (
+            SELECT response_id, response_date, nps_category FROM responses
+            WHERE response_date IN (SELECT unnest(?))
+        ), cells AS (
+            SELECT response_date, 'all' AS segment_name, 'all' AS segment_value, nps_category FROM scoped
+            UNION ALL
+            SELECT s.response_date, g.segment_name, coalesce(g.segment_value, ?), s.nps_category
+            FROM scoped s JOIN response_segments g USING (response_id)
+        )
+        SELECT response_date, segment_name, segment_value,
+               count(*) FILTER (WHERE nps_category = 'promoter'),
+               count(*) FILTER (WHERE nps_category = 'passive'),
+               count(*) FILTER (WHERE nps_category = 'detractor')
+        FROM cells GROUP BY ALL ORDER BY ALL
+        """,
+        [partitions, BLANK_SEGMENT],
+    )
+    rows = []
+    for day, segment_name, segment_value, promoters, passives, detractors in counts:
+        estimate = nps_estimate(promoters, passives, detractors, settings.nps.confidence)
+        rows.append(
+            {
+                "response_date": day,
+                "segment_name": segment_name,
+                "segment_value": segment_value,
+                "responses": estimate.n,
+                "promoters": promoters,
+                "passives": passives,
+                "detractors": detractors,
+                "nps": estimate.nps,
+                "nps_se": estimate.se,
+                "nps_ci_low": estimate.ci_low,
+                "nps_ci_high": estimate.ci_high,
+                "ci_method": CI_METHOD,
+                "run_id": lineage.run_id,
+                "config_hash": lineage.config_hash,
+            }
+        )
+    return rows
+
+
+def _run_row(
+    summary: RunSummary, source: SourceInfo, lineage: Lineage, started_at: datetime, error: str | None
+) -> dict[str, Any]:
+    return {
+        "run_id": summary.run_id,
+        "kind": summary.kind,
+        "status": summary.status,
+        "source_name": summary.source_name,
+        "source_sha256": source.sha256,
+        "scope_start": summary.scope.start,
+        "scope_end": summary.scope.end,
+        "partitions": len(summary.partitions),
+        "rows_read": summary.rows_read,
+        "rows_in": summary.rows_in,
+        "rows_published": summary.rows_published,
+        "rows_quarantined": summary.rows_quarantined,
+        "rows_out_of_scope": summary.rows_out_of_scope,
+        "started_at": started_at,
+        "finished_at": datetime.now(UTC),
+        "seconds_by_stage": json.dumps({k: round(v, 3) for k, v in summary.seconds_by_stage.items()}),
+        "pipeline_version": __version__,
+        "normalizer_version": lineage.normalizer_version,
+        "dictionary_version": lineage.dictionary_version,
+        "config_hash": lineage.config_hash,
+        "error": error,
+    }

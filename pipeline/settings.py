@@ -1,0 +1,137 @@
+"""Pipeline settings: one YAML file validated into models that reject unknown keys.
+
+Environment variables override the file: ``VOC__STORE__DUCKDB_PATH=/data/voc.duckdb`` sets
+``store.duckdb_path`` (double underscores separate levels). The config hash stamped on every
+result row covers only settings that change outputs, so moving the database file does not
+change it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pipeline.errors import ConfigError
+
+ENV_PREFIX = "VOC__"
+DEFAULT_CONFIG_PATH = Path("configs/pipeline.yaml")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnMapping(_Strict):
+    """Names of the source columns that hold our fields."""
+
+    response_id: str = "response_id"
+    responded_at: str = "responded_at"
+    score: str = "score"
+    comment: str = "comment"
+
+
+class SourceSettings(_Strict):
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = "auto"
+    encoding: Literal["auto", "utf-8", "utf-8-sig", "cp932", "shift_jis"] = "auto"
+    timezone: str = "Asia/Tokyo"
+    columns: ColumnMapping = ColumnMapping()
+    # our segment name -> source column name; segments feed NPS and driver breakdowns
+    segments: dict[str, str] = Field(default_factory=dict)
+    chunk_rows: int = Field(default=2000, ge=1)
+    max_record_bytes: int = Field(default=1_000_000, ge=1024)
+    max_comment_chars: int = Field(default=20_000, ge=100)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Tokyo)") from exc
+        return value
+
+    @field_validator("segments")
+    @classmethod
+    def _segment_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not name.isidentifier() or name == "all":
+                raise ValueError(f"segment name {name!r} must be an identifier other than 'all'")
+        return value
+
+
+class StoreSettings(_Strict):
+    duckdb_path: Path = Path("output/voc.duckdb")
+
+
+class NpsSettings(_Strict):
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+
+
+class Settings(_Strict):
+    source: SourceSettings = SourceSettings()
+    store: StoreSettings = StoreSettings()
+    nps: NpsSettings = NpsSettings()
+
+    def config_hash(self) -> str:
+        """Hash of the settings that change outputs (not where files live)."""
+        relevant = self.model_dump(mode="json", exclude={"store": True, "source": {"chunk_rows"}})
+        canonical = json.dumps(relevant, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def load_settings(path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Read settings from ``path`` (or the default file when present), then apply env overrides."""
+    environ = dict(os.environ) if environ is None else environ
+    if path is None:
+        path = Path(environ["VOC_CONFIG"]) if "VOC_CONFIG" in environ else DEFAULT_CONFIG_PATH
+        explicit = "VOC_CONFIG" in environ
+    else:
+        explicit = True
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of settings")
+        data = loaded or {}
+    elif explicit:
+        raise ConfigError(f"config file {path} does not exist")
+    _apply_env_overrides(data, environ)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_describe_validation_error(exc)}") from exc
+
+
+def _apply_env_overrides(data: dict[str, Any], environ: dict[str, str]) -> None:
+    for key, raw in sorted(environ.items()):
+        if not key.startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
+        if not parts:
+            continue
+        node = data
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{key}: {part!r} is not a group of settings")
+            node = child
+        # YAML parsing lets overrides carry numbers, booleans and lists ("[a, b]")
+        node[parts[-1]] = yaml.safe_load(raw) if raw else raw
+
+
+def _describe_validation_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    if first["type"] == "extra_forbidden":
+        return f"unknown config key {where!r}"
+    return f"{where}: {first['msg']}"

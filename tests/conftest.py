@@ -1,0 +1,70 @@
+"""Shared fixtures: settings pointing at temporary stores, and a small export writer."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline.settings import ColumnMapping, Settings, SourceSettings, StoreSettings
+from pipeline.store import table_specs
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_CSV = REPO / "data" / "sample" / "nps_responses.csv"
+SAMPLE_PII = REPO / "data" / "sample" / "pii_values.txt"
+HEADER = ["回答ID", "回答日時", "推奨度", "利用チャネル", "ご契約プラン", "年代", "ご意見・ご感想"]
+
+
+def make_settings(db_path: Path, **source_overrides: object) -> Settings:
+    source = SourceSettings(
+        columns=ColumnMapping(
+            response_id="回答ID", responded_at="回答日時", score="推奨度", comment="ご意見・ご感想"
+        ),
+        segments={"channel": "利用チャネル", "plan": "ご契約プラン"},
+        **source_overrides,  # type: ignore[arg-type]
+    )
+    return Settings(source=source, store=StoreSettings(duckdb_path=db_path))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "voc.duckdb")
+
+
+def csv_text(rows: Sequence[Sequence[str]], header: Sequence[str] = HEADER, delimiter: str = ",") -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def write_export(tmp_path: Path) -> Callable[..., Path]:
+    def write(name: str, text: str, encoding: str = "utf-8") -> Path:
+        path = tmp_path / name
+        path.write_bytes(text.encode(encoding))
+        return path
+
+    return write
+
+
+def table_snapshot(db_path: Path, skip: dict[str, set[str]] | None = None) -> dict[str, list[tuple]]:
+    """Every documented table's rows, sorted, for comparing two stores."""
+    skip = skip or {}
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        snapshot = {}
+        for name, spec in table_specs().items():
+            cols = [c for c in spec.column_names if c not in skip.get(name, set())]
+            if not cols:
+                continue
+            select = ", ".join(f'"{c}"' for c in cols)
+            snapshot[name] = sorted(con.execute(f'SELECT {select} FROM "{name}"').fetchall(), key=repr)
+        return snapshot
+    finally:
+        con.close()

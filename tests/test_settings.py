@@ -1,0 +1,53 @@
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import ConfigError
+from pipeline.settings import load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_repository_config_is_valid() -> None:
+    settings = load_settings(REPO / "configs" / "pipeline.yaml", environ={})
+    assert settings.source.columns.score == "推奨度"
+    assert set(settings.source.segments) == {"channel", "plan"}
+
+
+def test_unknown_key_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("source:\n  colums: {}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"unknown config key 'source\.colums'"):
+        load_settings(path, environ={})
+
+
+def test_env_overrides_and_what_the_hash_covers(tmp_path: Path) -> None:
+    base = load_settings(REPO / "configs" / "pipeline.yaml", environ={})
+    moved = load_settings(
+        REPO / "configs" / "pipeline.yaml", environ={"VOC__STORE__DUCKDB_PATH": str(tmp_path / "x.duckdb")}
+    )
+    assert moved.store.duckdb_path == tmp_path / "x.duckdb"
+    assert moved.config_hash() == base.config_hash()  # where tables live does not change them
+    zone = load_settings(REPO / "configs" / "pipeline.yaml", environ={"VOC__SOURCE__TIMEZONE": "UTC"})
+    assert zone.config_hash() != base.config_hash()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("source:\n  timezone: Mars/Olympus\n", "unknown time zone"),
+        ("source:\n  chunk_rows: 0\n", "chunk_rows"),
+        ("- a list\n", "mapping"),
+        ("source: [\n", "not valid YAML"),
+    ],
+)
+def test_invalid_settings(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path, environ={})
+
+
+def test_missing_explicit_config(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.yaml", environ={})

@@ -1,0 +1,51 @@
+"""Tokenization on real fugashi + unidic-lite output (written against unidic-lite 1.0.8)."""
+
+import pytest
+
+from pipeline.tokenize import clean_lemma, content_lemmas, dictionary_version, get_tagger, tokenize
+
+
+def test_tokens_carry_surface_lemma_and_pos() -> None:
+    tokens = tokenize("スタッフの対応が遅くて残念でした")
+    assert [t.surface for t in tokens][:5] == ["スタッフ", "の", "対応", "が", "遅く"]
+    by_surface = {t.surface: t for t in tokens}
+    assert by_surface["遅く"].lemma == "遅い"
+    assert by_surface["遅く"].pos == "形容詞-一般"
+    assert by_surface["スタッフ"].lemma == "スタッフ"  # UniDic writes スタッフ-staff
+    assert by_surface["対応"].pos.startswith("名詞")
+
+
+@pytest.mark.parametrize(
+    ("text", "lemmas"),
+    [
+        ("配送が3日も遅れた", ["配送", "遅れる"]),
+        ("料金は高いけどスタッフは親切", ["料金", "高い", "スタッフ", "親切"]),
+        ("アプリが落ちる。iPhoneで", ["アプリ", "落ちる", "iPhone"]),
+        ("特になし", []),
+        ("[EMAIL]に連絡してください", ["連絡"]),
+        ("wwwww", []),
+    ],
+)
+def test_content_words(text: str, lemmas: list[str]) -> None:
+    assert content_lemmas(tokenize(text)) == lemmas
+
+
+def test_one_tagger_per_process() -> None:
+    assert get_tagger() is get_tagger()
+
+
+def test_dictionary_version_is_recorded() -> None:
+    assert dictionary_version().startswith("unidic-lite-1.0.8/")
+
+
+@pytest.mark.parametrize(
+    ("lemma", "surface", "expected"),
+    [
+        ("スタッフ-staff", "スタッフ", "スタッフ"),
+        (None, "ｗ", "ｗ"),
+        ("*", "謎", "謎"),
+        ("遅い", "遅く", "遅い"),
+    ],
+)
+def test_clean_lemma(lemma: str | None, surface: str, expected: str) -> None:
+    assert clean_lemma(lemma, surface) == expected
