@@ -1,9 +1,11 @@
 """The main job: one input file and a date scope in, replaced partitions and a run record out.
 
-    read + validate → normalise (NFKC, PII mask, sentences) → tokenize → write → aggregate
+    read + validate → normalise (NFKC, PII mask, sentences) → tokenize → classify → write
+    → aggregate
 
 Everything streams in chunks of ``source.chunk_rows``; the partitions a run covers are
-replaced inside one transaction. Sentiment and topics join this job with the models.
+replaced inside one transaction. The model comes in as a `SentencePredictor`, so this module
+never loads one itself.
 """
 
 from __future__ import annotations
@@ -20,17 +22,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline import __version__
+from pipeline.classify import ResponseLabels, SentencePredictor, classify_chunk
 from pipeline.contracts import ProcessedResponse, QuarantinedRow, Response, Sentence
 from pipeline.ingest import RowValidator, SourceInfo, chunked, describe_source, read_records
 from pipeline.normalize import NORMALIZER_VERSION, MaskedText, clean_comment, split_sentences
 from pipeline.nps import CI_METHOD, nps_estimate
 from pipeline.settings import Settings
 from pipeline.store import DuckDBStore
+from pipeline.taxonomy import Taxonomy
 from pipeline.tokenize import dictionary_version, tokenize
 
 RunKind = Literal["run", "backfill", "nightly"]
 BLANK_SEGMENT = "(blank)"
-STAGES = ("read_validate", "normalize", "tokenize", "write", "aggregate")
+STAGES = ("read_validate", "normalize", "tokenize", "classify", "write", "aggregate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +97,8 @@ class Lineage:
     source_name: str
     normalizer_version: str
     dictionary_version: str
+    model_version: str
+    taxonomy_version: str
 
 
 def normalize_response(response: Response) -> tuple[MaskedText, list[str]]:
@@ -111,16 +117,21 @@ def process_response(response: Response) -> ProcessedResponse:
     return tokenize_response(response, *normalize_response(response))
 
 
-def make_run_id(source: SourceInfo, scope: DateScope, settings: Settings, kind: RunKind) -> str:
+def make_run_id(
+    source: SourceInfo, scope: DateScope, settings: Settings, kind: RunKind, predictor: SentencePredictor
+) -> str:
     """Same input, scope, settings and versions → same id, so a re-run replaces its record."""
-    parts = [source.sha256, str(scope.start), str(scope.end), settings.config_hash(), kind,
-             __version__, NORMALIZER_VERSION, dictionary_version()]  # fmt: skip
+    parts = [source.sha256, str(scope.start), str(scope.end), settings.config_hash(), kind, __version__,
+             NORMALIZER_VERSION, dictionary_version(), predictor.model_version,
+             predictor.taxonomy_version]  # fmt: skip
     return "run-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
 def run_job(
     input_path: Path,
     settings: Settings,
+    predictor: SentencePredictor,
+    taxonomy: Taxonomy,
     scope: DateScope = DateScope(),
     kind: RunKind = "run",
     source_name: str | None = None,
@@ -128,14 +139,17 @@ def run_job(
     """Run the job over one input and return its summary; raises (after recording) on failure."""
     source = describe_source(input_path, settings.source)
     name = source_name or input_path.name
-    run_id = make_run_id(source, scope, settings, kind)
-    lineage = Lineage(run_id, settings.config_hash(), name, NORMALIZER_VERSION, dictionary_version())
+    if predictor.taxonomy_version != taxonomy.version:
+        raise ValueError(f"model taxonomy {predictor.taxonomy_version} differs from {taxonomy.version}")
+    run_id = make_run_id(source, scope, settings, kind, predictor)
+    lineage = Lineage(run_id, settings.config_hash(), name, NORMALIZER_VERSION, dictionary_version(),
+                      predictor.model_version, taxonomy.version)  # fmt: skip
     summary = RunSummary(run_id, kind, "failed", name, settings.store.duckdb_path, scope)
     started_at = datetime.now(UTC)
     with DuckDBStore(settings.store.duckdb_path) as store:
         try:
             with store.transaction():
-                _write_partitions(store, source, settings, scope, lineage, summary)
+                _write_partitions(store, source, settings, scope, lineage, summary, predictor, taxonomy)
             summary.status = "succeeded"
             error = None
         except Exception as exc:
@@ -163,8 +177,18 @@ def _write_partitions(
     scope: DateScope,
     lineage: Lineage,
     summary: RunSummary,
+    predictor: SentencePredictor,
+    taxonomy: Taxonomy,
 ) -> None:
-    partitioned = ("responses", "response_segments", "sentences", "terms", "nps_daily", "quarantine")
+    partitioned = (
+        "responses",
+        "response_segments",
+        "sentences",
+        "response_topics",
+        "terms",
+        "nps_daily",
+        "quarantine",
+    )
     cleared: set[date] = set()
 
     def clear(days: set[date]) -> None:
@@ -198,33 +222,65 @@ def _write_partitions(
             normalized = [(r, *normalize_response(r)) for r in accepted]
         with _timed(summary, "tokenize"):
             processed = [tokenize_response(r, masked, sentences) for r, masked, sentences in normalized]
+        with _timed(summary, "classify"):
+            labels = classify_chunk(processed, predictor, taxonomy, settings.model.batch_size)
         with _timed(summary, "write"):
             clear(
                 {p.response.response_date for p in processed}
                 | {q.response_date for q in rejected if q.response_date}
             )
-            _insert_chunk(store, processed, rejected, lineage)
+            _insert_chunk(store, processed, labels, rejected, lineage)
         summary.rows_published += len(processed)
         summary.rows_quarantined += len(rejected)
         summary.quarantine_reasons.update(q.reason.value for q in rejected)
 
     summary.partitions = sorted(cleared)
     with _timed(summary, "aggregate"):
+        store.delete_partitions("topics", [taxonomy.version])
+        store.insert("topics", topic_rows(taxonomy))
         store.insert("nps_daily", nps_daily_rows(store, summary.partitions, settings, lineage))
 
 
+def topic_rows(taxonomy: Taxonomy) -> list[dict[str, Any]]:
+    leaves = set(taxonomy.leaf_ids)
+    return [
+        {
+            "taxonomy_version": taxonomy.version,
+            "topic_id": t.id,
+            "parent_topic_id": t.parent,
+            "is_leaf": t.id in leaves,
+            "label_ja": t.label_ja,
+            "label_en": t.label_en,
+            "description": t.description,
+            "seed_terms": " ".join(sorted(taxonomy.seed_lemmas.get(t.id, ()))),
+        }
+        for t in taxonomy.topics
+    ]
+
+
+def _sentiment_columns(label: str | None, probabilities: tuple[float, float, float] | None) -> dict[str, Any]:
+    p = probabilities or (None, None, None)
+    return {"sentiment_label": label, "p_negative": p[0], "p_neutral": p[1], "p_positive": p[2]}
+
+
 def _insert_chunk(
-    store: DuckDBStore, processed: list[ProcessedResponse], rejected: list[QuarantinedRow], lineage: Lineage
+    store: DuckDBStore,
+    processed: list[ProcessedResponse],
+    labels: list[ResponseLabels],
+    rejected: list[QuarantinedRow],
+    lineage: Lineage,
 ) -> None:
-    responses, segments, sentences, terms = [], [], [], []
+    responses, segments, sentences, response_topics, terms = [], [], [], [], []
+    model_lineage = {"model_version": lineage.model_version, "taxonomy_version": lineage.taxonomy_version}
     text_lineage = {
         "run_id": lineage.run_id,
         "config_hash": lineage.config_hash,
         "normalizer_version": lineage.normalizer_version,
         "dictionary_version": lineage.dictionary_version,
+        **model_lineage,
     }
     base = {"run_id": lineage.run_id, "config_hash": lineage.config_hash}
-    for item in processed:
+    for item, label in zip(processed, labels, strict=True):
         r = item.response
         responses.append(
             {
@@ -238,6 +294,8 @@ def _insert_chunk(
                 "comment_chars": len(item.comment_masked),
                 "sentence_count": len(item.sentences),
                 "pii_kinds": ",".join(k.value for k in item.pii_kinds),
+                **_sentiment_columns(label.sentiment, label.probabilities),
+                "topics": ",".join(t.topic_id for t in label.topics),
                 "source_name": lineage.source_name,
                 "source_row": r.source_row,
                 **text_lineage,
@@ -255,7 +313,7 @@ def _insert_chunk(
             )
         lemma_counts: Counter[str] = Counter()
         lemma_pos: dict[str, str] = {}
-        for sentence in item.sentences:
+        for sentence, sentence_label in zip(item.sentences, label.sentences, strict=True):
             content = [t for t in sentence.tokens if t.is_content]
             sentences.append(
                 {
@@ -265,12 +323,34 @@ def _insert_chunk(
                     "sentence_text": sentence.text,
                     "token_count": len(sentence.tokens),
                     "keywords": " ".join(t.lemma for t in content),
+                    **_sentiment_columns(sentence_label.sentiment, sentence_label.probabilities),
+                    "topics": ",".join(t.topic_id for t in sentence_label.topics),
                     **text_lineage,
                 }
             )
             for token in content:
                 lemma_counts[token.lemma] += 1
                 lemma_pos.setdefault(token.lemma, token.pos)
+        for topic in label.topics:
+            response_topics.append(
+                {
+                    "response_id": r.response_id,
+                    "topic_id": topic.topic_id,
+                    "response_date": r.response_date,
+                    "parent_topic_id": topic.parent_id,
+                    "topic_score": topic.score,
+                    "sentence_count": topic.sentence_count,
+                    "topic_sentiment": topic.sentiment,
+                    "p_negative": topic.probabilities[0],
+                    "p_neutral": topic.probabilities[1],
+                    "p_positive": topic.probabilities[2],
+                    "evidence_terms": " ".join(topic.evidence),
+                    "score": r.score,
+                    "nps_category": r.nps_category.value,
+                    **base,
+                    **model_lineage,
+                }
+            )
         for lemma, count in sorted(lemma_counts.items()):
             terms.append(
                 {
@@ -301,6 +381,7 @@ def _insert_chunk(
     store.insert("responses", responses)
     store.insert("response_segments", segments)
     store.insert("sentences", sentences)
+    store.insert("response_topics", response_topics)
     store.insert("terms", terms)
     store.insert("quarantine", quarantine)
 
@@ -375,6 +456,8 @@ def _run_row(
         "finished_at": datetime.now(UTC),
         "seconds_by_stage": json.dumps({k: round(v, 3) for k, v in summary.seconds_by_stage.items()}),
         "pipeline_version": __version__,
+        "model_version": lineage.model_version,
+        "taxonomy_version": lineage.taxonomy_version,
         "normalizer_version": lineage.normalizer_version,
         "dictionary_version": lineage.dictionary_version,
         "config_hash": lineage.config_hash,

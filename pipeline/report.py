@@ -112,9 +112,12 @@ def format_nps_rows(rows: list[dict[str, Any]], segment: str | None) -> str:
     return format_table(headers, table, right)
 
 
-def format_run_summary(summary: RunSummary, store: DuckDBStore, segments: Sequence[str]) -> str:
+def format_run_summary(
+    summary: RunSummary, store: DuckDBStore, segments: Sequence[str], model_version: str
+) -> str:
     lines = [
         f"Run {summary.run_id} ({summary.kind}) {summary.status}: {summary.source_name}",
+        f"  model {model_version}",
         f"  records read {summary.rows_read}, in scope {summary.rows_in} = "
         f"published {summary.rows_published} + quarantined {summary.rows_quarantined}"
         + (f" ({summary.rows_out_of_scope} outside the date scope)" if summary.rows_out_of_scope else ""),
@@ -138,6 +141,18 @@ def format_run_summary(summary: RunSummary, store: DuckDBStore, segments: Sequen
         for segment in segments:
             lines += ["", f"NPS by {segment}:"]
             lines.append(format_nps_rows(nps_by_period(store, "all", segment, start, end), segment))
+        drivers = topic_impacts(store, start, end)
+        if drivers:
+            lines += [
+                "",
+                "Topics that pull NPS down most (impact = NPS − NPS without the topic's responses):",
+            ]
+            lines.append(format_table(
+                ["topic", "responses", "detractors", "NPS", "95% CI", "impact"],
+                [[f"{d['label']} ({d['topic_id']})", d["n"], f"{100 * d['detractor_rate']:.0f}%", d["nps"],
+                  f"[{d['ci_low']:+.1f}, {d['ci_high']:+.1f}]", f"{d['impact']:+.1f}"] for d in drivers],
+                [False, True, True, True, False, True],
+            ))  # fmt: skip
         top = detractor_terms(store, start, end)
         if top:
             lines += ["", "Words over-represented in detractor comments (weighted log-odds, z > 1.96):"]
@@ -163,3 +178,48 @@ def detractor_terms(store: DuckDBStore, start: date, end: date, limit: int = 10)
         background[lemma] = background.get(lemma, 0) + count
     scores = weighted_log_odds(by_category["detractor"], by_category["promoter"], background)
     return [s for s in scores if s.z > 1.96][:limit]
+
+
+def topic_impacts(store: DuckDBStore, start: date, end: date, limit: int = 5) -> list[dict[str, Any]]:
+    """Leaf topics ranked by remove-the-topic impact: NPS(all) − NPS(responses not mentioning it)."""
+    totals = store.query(
+        "SELECT count(*) FILTER (WHERE nps_category = 'promoter'), "
+        "count(*) FILTER (WHERE nps_category = 'passive'), "
+        "count(*) FILTER (WHERE nps_category = 'detractor') "
+        "FROM responses WHERE response_date BETWEEN ? AND ?",
+        [start, end],
+    )[0]
+    overall = nps_estimate(*totals)
+    if overall.nps is None:
+        return []
+    rows = store.query(
+        """
+        SELECT rt.topic_id, any_value(t.label_ja),
+               count(*) FILTER (WHERE rt.nps_category = 'promoter'),
+               count(*) FILTER (WHERE rt.nps_category = 'passive'),
+               count(*) FILTER (WHERE rt.nps_category = 'detractor')
+        FROM response_topics rt
+        JOIN topics t ON t.topic_id = rt.topic_id AND t.taxonomy_version = rt.taxonomy_version
+        WHERE rt.response_date BETWEEN ? AND ? GROUP BY rt.topic_id
+        """,
+        [start, end],
+    )
+    drivers = []
+    for topic_id, label, promoters, passives, detractors in rows:
+        mentioning = nps_estimate(promoters, passives, detractors)
+        rest = nps_estimate(totals[0] - promoters, totals[1] - passives, totals[2] - detractors)
+        if mentioning.nps is None or rest.nps is None:
+            continue
+        drivers.append(
+            {
+                "topic_id": topic_id,
+                "label": label,
+                "n": mentioning.n,
+                "detractor_rate": detractors / mentioning.n,
+                "nps": mentioning.nps,
+                "ci_low": mentioning.ci_low,
+                "ci_high": mentioning.ci_high,
+                "impact": overall.nps - rest.nps,
+            }
+        )
+    return sorted(drivers, key=lambda d: (d["impact"], d["topic_id"]))[:limit]

@@ -70,6 +70,19 @@ class StoreSettings(_Strict):
     duckdb_path: Path = Path("output/voc.duckdb")
 
 
+class ModelSettings(_Strict):
+    # "default": the embedded encoder with heads trained from data/labelled at set-up;
+    # otherwise a folder written by `voc train`
+    path: str = "default"
+    cache_dir: Path | None = None  # encoder and default-model cache; $VOC_MODEL_CACHE or ~/.cache
+    batch_size: int = Field(default=32, ge=1)
+    threads: int | None = Field(default=None, ge=1)  # torch intra-op threads; default: all cores
+
+
+class TaxonomySettings(_Strict):
+    path: Path = Path("configs/taxonomy.yaml")
+
+
 class NpsSettings(_Strict):
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
 
@@ -77,11 +90,16 @@ class NpsSettings(_Strict):
 class Settings(_Strict):
     source: SourceSettings = SourceSettings()
     store: StoreSettings = StoreSettings()
+    model: ModelSettings = ModelSettings()
+    taxonomy: TaxonomySettings = TaxonomySettings()
     nps: NpsSettings = NpsSettings()
 
     def config_hash(self) -> str:
-        """Hash of the settings that change outputs (not where files live)."""
-        relevant = self.model_dump(mode="json", exclude={"store": True, "source": {"chunk_rows"}})
+        """Hash of the settings that change outputs (not where files live, nor the model and
+        taxonomy, whose own versions are stamped on every row)."""
+        relevant = self.model_dump(
+            mode="json", exclude={"store": True, "model": True, "taxonomy": True, "source": {"chunk_rows"}}
+        )
         canonical = json.dumps(relevant, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -149,11 +149,11 @@ class DuckDBStore:
             raise
         self.con.execute("COMMIT")
 
-    def delete_partitions(self, table: str, dates: Iterable[date]) -> None:
+    def delete_partitions(self, table: str, dates: Iterable[date] | Iterable[str]) -> None:
         spec = table_specs()[table]
         if spec.partition is None:
             raise ValueError(f"table {table} is not partitioned")
-        values = sorted(set(dates))
+        values = sorted(set(dates))  # type: ignore[type-var]
         if values:
             self.con.execute(
                 f'DELETE FROM "{table}" WHERE "{spec.partition}" IN (SELECT unnest(?))', [values]

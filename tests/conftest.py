@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 
 from pipeline.settings import ColumnMapping, Settings, SourceSettings, StoreSettings
 from pipeline.store import table_specs
+from pipeline.taxonomy import Taxonomy, load_taxonomy
+from tests.fakes import CuePredictor
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_CSV = REPO / "data" / "sample" / "nps_responses.csv"
@@ -28,6 +32,23 @@ def make_settings(db_path: Path, **source_overrides: object) -> Settings:
         **source_overrides,  # type: ignore[arg-type]
     )
     return Settings(source=source, store=StoreSettings(duckdb_path=db_path))
+
+
+@pytest.fixture(scope="session")
+def taxonomy() -> Taxonomy:
+    return load_taxonomy(REPO / "configs" / "taxonomy.yaml")
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Encoder and default-model cache: $VOC_MODEL_CACHE when set (reused across runs), else temporary."""
+    configured = os.environ.get("VOC_MODEL_CACHE")
+    return Path(configured) if configured else tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture
+def predictor(taxonomy: Taxonomy) -> CuePredictor:
+    return CuePredictor(taxonomy)
 
 
 @pytest.fixture
@@ -68,3 +89,11 @@ def table_snapshot(db_path: Path, skip: dict[str, set[str]] | None = None) -> di
         return snapshot
     finally:
         con.close()
+
+
+@pytest.fixture(scope="session")
+def default_model(model_cache: Path, taxonomy: Taxonomy) -> Any:
+    """The real default model (built and trained into the cache once per session)."""
+    from models.registry import load_model
+
+    return load_model("default", taxonomy, model_cache)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,13 +20,15 @@ ROWS = [
 ]
 
 
-def voc(*args: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+def voc(*args: str | Path, cwd: Path = REPO, cache: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **({"VOC_MODEL_CACHE": str(cache)} if cache else {})}
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *map(str, args)],
+        [sys.executable, "-m", "voc", *map(str, args)],
         cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
 
 
@@ -33,12 +37,14 @@ def export(write_export: Callable[..., Path]) -> Path:
     return write_export("export.csv", csv_text(ROWS))
 
 
-def test_run_then_nps(export: Path, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_run_then_nps(export: Path, tmp_path: Path, default_model: Any, model_cache: Path) -> None:
     db = tmp_path / "cli.duckdb"
-    result = voc("run", export, "--db", db)
+    result = voc("run", export, "--db", db, cache=model_cache)
     assert result.returncode == 0, result.stderr
     assert "published 3 + quarantined 0" in result.stdout
     assert str(db) in result.stdout
+    assert f"model {default_model.model_version}" in result.stdout
     nps = voc("nps", "--db", db, "--period", "month", "--segment", "channel")
     assert nps.returncode == 0, nps.stderr
     lines = nps.stdout.splitlines()

@@ -15,8 +15,10 @@ from pipeline.errors import StoreError
 from pipeline.job import DateScope, run_job
 from pipeline.settings import Settings
 from pipeline.store import DuckDBStore, table_specs
+from pipeline.taxonomy import Taxonomy
 from tests.conftest import csv_text, make_settings, table_snapshot
 from tests.contract import contract_violations
+from tests.fakes import CuePredictor
 
 PII = ["090-1234-5678", "taro@example.co.jp", "123-4567", "A1234567"]
 ROWS = [
@@ -55,8 +57,10 @@ def counts(db: Path) -> dict[str, int]:
         con.close()
 
 
-def test_every_row_is_published_or_quarantined(export: Path, settings: Settings) -> None:
-    summary = run_job(export, settings)
+def test_every_row_is_published_or_quarantined(
+    predictor: CuePredictor, taxonomy: Taxonomy, export: Path, settings: Settings
+) -> None:
+    summary = run_job(export, settings, predictor, taxonomy)
     assert summary.rows_read == len(ROWS)
     assert summary.rows_in == summary.rows_published + summary.rows_quarantined == len(ROWS)
     assert (summary.rows_published, summary.rows_quarantined) == (8, 3)
@@ -77,8 +81,10 @@ def test_every_row_is_published_or_quarantined(export: Path, settings: Settings)
     assert daily == (3, 1, 1, 1, 0.0)
 
 
-def test_tables_match_their_documentation(export: Path, settings: Settings) -> None:
-    run_job(export, settings)
+def test_tables_match_their_documentation(
+    predictor: CuePredictor, taxonomy: Taxonomy, export: Path, settings: Settings
+) -> None:
+    run_job(export, settings, predictor, taxonomy)
     con = duckdb.connect(str(settings.store.duckdb_path), read_only=True)
     assert contract_violations(con) == []
     documented = {name for name in table_specs()}
@@ -86,8 +92,10 @@ def test_tables_match_their_documentation(export: Path, settings: Settings) -> N
     assert documented <= tables
 
 
-def test_no_pii_reaches_any_table(export: Path, settings: Settings) -> None:
-    run_job(export, settings)
+def test_no_pii_reaches_any_table(
+    predictor: CuePredictor, taxonomy: Taxonomy, export: Path, settings: Settings
+) -> None:
+    run_job(export, settings, predictor, taxonomy)
     dump = repr(table_snapshot(settings.store.duckdb_path))
     for value in PII:
         assert value not in dump
@@ -98,33 +106,45 @@ def test_no_pii_reaches_any_table(export: Path, settings: Settings) -> None:
 VOLATILE = {"runs": {"started_at", "finished_at", "seconds_by_stage"}}
 
 
-def test_rerun_leaves_every_table_identical(export: Path, settings: Settings) -> None:
-    run_job(export, settings)
+def test_rerun_leaves_every_table_identical(
+    predictor: CuePredictor, taxonomy: Taxonomy, export: Path, settings: Settings
+) -> None:
+    run_job(export, settings, predictor, taxonomy)
     first = table_snapshot(settings.store.duckdb_path, VOLATILE)
-    run_job(export, settings)
+    run_job(export, settings, predictor, taxonomy)
     assert table_snapshot(settings.store.duckdb_path, VOLATILE) == first
 
 
 def test_cp932_copy_gives_the_same_tables(
-    export: Path, write_export: Callable[..., Path], tmp_path: Path
+    predictor: CuePredictor,
+    taxonomy: Taxonomy,
+    export: Path,
+    write_export: Callable[..., Path],
+    tmp_path: Path,
 ) -> None:
     rows = [[cell.replace("😊", "") for cell in row] for row in ROWS]  # CP932 has no emoji
     utf8 = write_export("utf8.csv", csv_text(rows))
     sjis = write_export("sjis.csv", csv_text(rows), "cp932")
     a, b = make_settings(tmp_path / "a.duckdb"), make_settings(tmp_path / "b.duckdb")
-    run_job(utf8, a, source_name="survey")
-    run_job(sjis, b, source_name="survey")
+    run_job(utf8, a, predictor, taxonomy, source_name="survey")
+    run_job(sjis, b, predictor, taxonomy, source_name="survey")
     # lineage that names the input file's bytes differs; every value derived from it must not
     lineage = {name: {"run_id", "source_sha256"} | VOLATILE.get(name, set()) for name in table_specs()}
     assert table_snapshot(a.store.duckdb_path, lineage) == table_snapshot(b.store.duckdb_path, lineage)
 
 
 def test_date_scope_replaces_only_its_partition(
-    export: Path, settings: Settings, write_export: Callable[..., Path]
+    predictor: CuePredictor,
+    taxonomy: Taxonomy,
+    export: Path,
+    settings: Settings,
+    write_export: Callable[..., Path],
 ) -> None:
-    run_job(export, settings)
+    run_job(export, settings, predictor, taxonomy)
     edited = write_export("edited.csv", csv_text([[*ROWS[0][:2], "2", *ROWS[0][3:]]]))
-    summary = run_job(edited, settings, DateScope.single(date(2026, 7, 2)), source_name="export.csv")
+    summary = run_job(
+        edited, settings, predictor, taxonomy, DateScope.single(date(2026, 7, 2)), source_name="export.csv"
+    )
     # nothing in the edited file is dated 7/2, so that day is now empty; 7/1 and 7/3 keep their rows
     assert summary.rows_read == 1 and summary.rows_in == 0 and summary.rows_out_of_scope == 1
     con = duckdb.connect(str(settings.store.duckdb_path), read_only=True)
@@ -133,17 +153,25 @@ def test_date_scope_replaces_only_its_partition(
     assert con.execute("SELECT count(*) FROM nps_daily WHERE response_date = '2026-07-02'").fetchone() == (0,)
 
 
-def test_backfill_range_counts_undated_rows_once(export: Path, settings: Settings) -> None:
-    summary = run_job(export, settings, DateScope(date(2026, 7, 1), date(2026, 7, 2)), kind="backfill")
+def test_backfill_range_counts_undated_rows_once(
+    predictor: CuePredictor, taxonomy: Taxonomy, export: Path, settings: Settings
+) -> None:
+    summary = run_job(
+        export, settings, predictor, taxonomy, DateScope(date(2026, 7, 1), date(2026, 7, 2)), kind="backfill"
+    )
     # R10 has no readable date: it is in every run of its source; R09 and the R01 duplicate are dated 7/3
     assert (summary.rows_published, summary.rows_quarantined, summary.rows_out_of_scope) == (6, 1, 4)
     assert summary.partitions == [date(2026, 7, 1), date(2026, 7, 2)]
 
 
 def test_failed_run_leaves_tables_unchanged(
-    export: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    predictor: CuePredictor,
+    taxonomy: Taxonomy,
+    export: Path,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    run_job(export, settings)
+    run_job(export, settings, predictor, taxonomy)
     before = table_snapshot(
         settings.store.duckdb_path, {"runs": set(c.name for c in table_specs()["runs"].columns)}
     )
@@ -156,7 +184,7 @@ def test_failed_run_leaves_tables_unchanged(
 
     monkeypatch.setattr(DuckDBStore, "insert", failing_insert)
     with pytest.raises(RuntimeError, match="disk full"):
-        run_job(export, settings, kind="backfill")
+        run_job(export, settings, predictor, taxonomy, kind="backfill")
     monkeypatch.undo()
     after = table_snapshot(
         settings.store.duckdb_path, {"runs": set(c.name for c in table_specs()["runs"].columns)}
@@ -194,3 +222,34 @@ def test_store_with_other_schema_is_refused(tmp_path: Path) -> None:
     con.close()
     with pytest.raises(StoreError, match="does not match schema"):
         DuckDBStore(db)
+
+
+def test_predictions_and_versions_reach_the_tables(
+    predictor: CuePredictor, taxonomy: Taxonomy, export: Path, settings: Settings
+) -> None:
+    run_job(export, settings, predictor, taxonomy)
+    con = duckdb.connect(str(settings.store.duckdb_path), read_only=True)
+    r02 = con.execute(
+        "SELECT sentiment_label, topics, model_version, taxonomy_version FROM responses "
+        "WHERE response_id = 'R02'"
+    ).fetchone()
+    assert r02 == ("negative", "billing_error,delivery_delay", "cue-test-1", taxonomy.version)
+    empty = con.execute(
+        "SELECT sentiment_label, p_negative, topics FROM responses WHERE response_id = 'R05'"
+    ).fetchone()
+    assert empty == (None, None, "")
+    topic_rows = con.execute(
+        "SELECT topic_id, topic_sentiment, evidence_terms, nps_category FROM response_topics "
+        "WHERE response_id = 'R03' ORDER BY topic_id"
+    ).fetchall()
+    # one sentence mentions both topics, so both take its sentiment (cue tie → negative)
+    assert topic_rows == [
+        ("price", "negative", "料金 高い", "passive"),
+        ("staff_attitude", "negative", "スタッフ 親切", "passive"),
+    ]
+    assert con.execute(
+        "SELECT count(*) FROM topics WHERE taxonomy_version = ?", [taxonomy.version]
+    ).fetchone() == (len(taxonomy.topics),)
+    for table in ("responses", "sentences", "response_topics", "runs"):
+        versions = con.execute(f"SELECT DISTINCT model_version, taxonomy_version FROM {table}").fetchall()
+        assert versions == [("cue-test-1", taxonomy.version)], table

@@ -12,14 +12,16 @@ from pipeline.job import RunSummary, run_job
 from pipeline.normalize import normalize_text
 from pipeline.report import detractor_terms
 from pipeline.store import DuckDBStore, table_specs
+from pipeline.taxonomy import Taxonomy
 from tests.conftest import SAMPLE_CSV, SAMPLE_PII, make_settings, table_snapshot
 from tests.contract import contract_violations
+from tests.fakes import CuePredictor
 
 
 @pytest.fixture(scope="module")
-def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunSummary, Path]:
+def sample_run(taxonomy: Taxonomy, tmp_path_factory: pytest.TempPathFactory) -> tuple[RunSummary, Path]:
     db = tmp_path_factory.mktemp("sample") / "voc.duckdb"
-    return run_job(SAMPLE_CSV, make_settings(db)), db
+    return run_job(SAMPLE_CSV, make_settings(db), CuePredictor(taxonomy), taxonomy), db
 
 
 def test_sample_reconciles(sample_run: tuple[RunSummary, Path]) -> None:
@@ -62,15 +64,17 @@ def test_planted_drivers_show_in_detractor_terms(sample_run: tuple[RunSummary, P
     assert "親切" not in terms
 
 
-def test_cp932_copy_of_the_sample_gives_the_same_tables(tmp_path: Path) -> None:
+def test_cp932_copy_of_the_sample_gives_the_same_tables(
+    predictor: CuePredictor, taxonomy: Taxonomy, tmp_path: Path
+) -> None:
     text = SAMPLE_CSV.read_text(encoding="utf-8")
     encodable = "".join(c for c in text if _cp932_ok(c))  # emoji do not exist in CP932
     utf8, sjis = tmp_path / "utf8.csv", tmp_path / "sjis.csv"
     utf8.write_text(encodable, encoding="utf-8")
     sjis.write_bytes(encodable.encode("cp932"))
     a, b = make_settings(tmp_path / "a.duckdb"), make_settings(tmp_path / "b.duckdb")
-    run_job(utf8, a, source_name="sample")
-    run_job(sjis, b, source_name="sample")
+    run_job(utf8, a, predictor, taxonomy, source_name="sample")
+    run_job(sjis, b, predictor, taxonomy, source_name="sample")
     lineage = {
         name: {"run_id", "source_sha256", "started_at", "finished_at", "seconds_by_stage"}
         for name in table_specs()

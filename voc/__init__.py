@@ -1,0 +1,1 @@
+"""The `voc` command line: wires the pipeline, the models and the result store together."""

@@ -1,0 +1,232 @@
+"""The `voc` command: run, backfill, nps, train, evaluate.
+
+User errors (a missing file, an unknown config key, a missing column) print one line
+starting with "error:" and exit with status 2; there is no traceback for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import VocError
+from pipeline.settings import Settings, load_settings
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (use YYYY-MM-DD)") from exc
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    if args.db is not None:
+        settings = settings.model_copy(
+            update={"store": settings.store.model_copy(update={"duckdb_path": args.db})}
+        )
+    return settings
+
+
+def _load_model(settings: Settings, path: str | None = None) -> tuple[Any, Any]:
+    """The taxonomy and the model the settings name (training the default model if needed)."""
+    from models.classifier import configure_threads
+    from models.registry import load_model
+    from pipeline.taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy(settings.taxonomy.path)
+    configure_threads(settings.model.threads)
+    return taxonomy, load_model(path or settings.model.path, taxonomy, settings.model.cache_dir)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.ingest import describe_source, read_records
+    from pipeline.job import DateScope, RunKind, run_job
+    from pipeline.report import format_run_summary
+    from pipeline.store import DuckDBStore
+
+    settings = _settings(args)
+    # a missing file or a header without the mapped columns fails before the model loads
+    next(read_records(describe_source(args.input, settings.source), settings.source), None)
+    kind: RunKind = "backfill" if args.command == "backfill" else "run"
+    if args.command == "backfill":
+        scope = DateScope(args.start, args.end)
+    else:
+        scope = DateScope.single(args.date) if args.date else DateScope()
+    taxonomy, model = _load_model(settings)
+    summary = run_job(args.input, settings, model, taxonomy, scope, kind, source_name=args.source_name)
+    with DuckDBStore(settings.store.duckdb_path) as store:
+        print(format_run_summary(summary, store, list(settings.source.segments), model.model_version))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from models.classifier import configure_threads
+    from models.registry import DEFAULT_EVALUATION_DATA, DEFAULT_TRAINING_DATA, ensure_default_model
+    from models.training import TrainingArguments, train_model
+    from pipeline.taxonomy import load_taxonomy
+
+    settings = _settings(args)
+    taxonomy = load_taxonomy(settings.taxonomy.path)
+    configure_threads(settings.model.threads)
+    if args.default:
+        folder = ensure_default_model(taxonomy, settings.model.cache_dir)
+        data, evaluation = list(DEFAULT_TRAINING_DATA), list(DEFAULT_EVALUATION_DATA)
+    else:
+        if not args.data or args.out is None:
+            raise VocError("give --data FILE (one or more) and --out FOLDER, or --default")
+        training = TrainingArguments(
+            name=args.name or args.out.name,
+            encoder=args.encoder,
+            seed=args.seed,
+            fine_tune=args.fine_tune,
+            epochs=args.epochs,
+            max_steps=args.max_steps,
+        )
+        data, evaluation = [*args.data, *(args.topic_data or [])], args.eval or []
+        folder = train_model(
+            args.data,
+            args.out,
+            taxonomy,
+            training,
+            evaluation,
+            settings.model.cache_dir,
+            args.topic_data or [],
+        )
+    card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
+    print(f"Model {card['model_version']} in {folder.resolve()}")
+    print(f"  trained on {', '.join(p.name for p in data)} in {card['seconds']['total']:.0f} s")
+    for name, metrics in card["metrics"].items():
+        if "sentiment" in metrics:
+            print(f"  {name}: sentiment macro-F1 {metrics['sentiment']['macro_f1']:.3f}")
+        if "topics" in metrics:
+            print(f"  {name}: topics micro-F1 {metrics['topics']['micro']['f1']:.3f}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from models.evaluation import format_classification, format_multilabel
+    from models.training import evaluate_model, read_examples
+
+    settings = _settings(args)
+    taxonomy, model = _load_model(settings, args.model)
+    examples = read_examples(args.data, taxonomy)
+    metrics = evaluate_model(model, examples)
+    print(f"Model {model.model_version} on {args.data} ({len(examples)} examples)")
+    if "sentiment" in metrics:
+        print("\nSentiment\n" + format_classification(metrics["sentiment"]))
+    if "topics" in metrics:
+        print("\n" + format_multilabel(metrics["topics"]))
+    out = args.json or Path("output") / f"evaluation-{args.data.stem}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report = {"model_version": model.model_version, "data": str(args.data), "metrics": metrics}
+    out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    print(f"\nMetrics written to {out}")
+    return 0
+
+
+def _cmd_nps(args: argparse.Namespace) -> int:
+    from pipeline.report import format_nps_rows, nps_by_period
+    from pipeline.store import DuckDBStore
+
+    settings = _settings(args)
+    if args.segment and args.segment not in settings.source.segments:
+        known = ", ".join(settings.source.segments) or "none configured"
+        raise VocError(f"unknown segment {args.segment!r} (segments: {known})")
+    if not settings.store.duckdb_path.exists():
+        raise VocError(f"no result tables at {settings.store.duckdb_path}; run `voc run INPUT` first")
+    with DuckDBStore(settings.store.duckdb_path) as store:
+        rows = nps_by_period(store, args.period, args.segment, args.start, args.end, settings.nps.confidence)
+    if not rows:
+        print("No responses in the result tables for that selection.")
+        return 0
+    print(format_nps_rows(rows, args.segment))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voc", description="Japanese-first voice-of-customer pipeline.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", type=Path, help="settings YAML (default: $VOC_CONFIG or configs/pipeline.yaml)"
+    )
+    common.add_argument(
+        "--db", type=Path, help="DuckDB file for the result tables (overrides store.duckdb_path)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", parents=[common], help="process a survey export (all dates, or one --date)")
+    run.add_argument("input", type=Path, help="CSV/TSV (UTF-8 or CP932), JSONL or Parquet export")
+    run.add_argument("--date", type=_date, help="process only this response date (YYYY-MM-DD, Asia/Tokyo)")
+    run.add_argument("--source-name", help="name recorded for the input (default: the file name)")
+    run.set_defaults(handler=_cmd_run)
+
+    backfill = sub.add_parser("backfill", parents=[common], help="re-process a date range from an export")
+    backfill.add_argument("input", type=Path)
+    backfill.add_argument("--start", type=_date, required=True)
+    backfill.add_argument("--end", type=_date, required=True)
+    backfill.add_argument("--source-name")
+    backfill.set_defaults(handler=_cmd_run)
+
+    nps = sub.add_parser("nps", parents=[common], help="print NPS by period and segment")
+    nps.add_argument("--period", choices=["day", "week", "month", "all"], default="month")
+    nps.add_argument("--segment", help="a configured segment name, e.g. channel")
+    nps.add_argument("--start", type=_date)
+    nps.add_argument("--end", type=_date)
+    nps.set_defaults(handler=_cmd_nps)
+
+    train = sub.add_parser(
+        "train", parents=[common], help="train sentiment and topic heads on labelled JSONL"
+    )
+    train.add_argument(
+        "--default", action="store_true", help="train (or reuse) the default model from data/labelled"
+    )
+    train.add_argument(
+        "--data", type=Path, action="append", help="JSONL with text + label and/or topics (repeatable)"
+    )
+    train.add_argument(
+        "--eval", type=Path, action="append", help="JSONL to evaluate on after training (repeatable)"
+    )
+    train.add_argument("--topic-data", type=Path, action="append", help="JSONL used only for the topic head")
+    train.add_argument("--out", type=Path, help="model folder to write")
+    train.add_argument("--name", help="model name (default: the folder name)")
+    train.add_argument(
+        "--encoder", default="default", help="'default', a local transformers folder or a hub id"
+    )
+    train.add_argument(
+        "--fine-tune", action="store_true", help="fine-tune the encoder before fitting the heads"
+    )
+    train.add_argument("--epochs", type=int, default=3)
+    train.add_argument("--max-steps", type=int, help="stop fine-tuning after this many steps")
+    train.add_argument("--seed", type=int, default=13)
+    train.set_defaults(handler=_cmd_train)
+
+    evaluate = sub.add_parser("evaluate", parents=[common], help="measure a model on labelled JSONL")
+    evaluate.add_argument("--data", type=Path, required=True)
+    evaluate.add_argument("--model", help="model folder (default: model.path from the config)")
+    evaluate.add_argument(
+        "--json", type=Path, help="where to write the metrics (default: output/evaluation-DATA.json)"
+    )
+    evaluate.set_defaults(handler=_cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "backfill" and args.start > args.end:
+        print(f"error: --start {args.start} is after --end {args.end}", file=sys.stderr)
+        return 2
+    try:
+        return int(args.handler(args))
+    except VocError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
