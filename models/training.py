@@ -15,7 +15,7 @@ import random
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,9 @@ def train_model(
             "e.g. --topic-data data/labelled/topics_train.jsonl"
         )
     _seed_everything(args.seed)
+    if args.encoder != DEFAULT_ENCODER and Path(args.encoder).exists():
+        # a relative folder would resolve against wherever the model is loaded later
+        args = replace(args, encoder=str(Path(args.encoder).resolve()))
     encoder, tokenizer = load_encoder(args.encoder, cache_dir)
     prefix = encoder_prefix(args.encoder)
     fine_tune_seconds = 0.0

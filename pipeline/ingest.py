@@ -74,6 +74,8 @@ def _sha256(path: Path) -> str:
 def _detect_encoding(path: Path, configured: str) -> str:
     with path.open("rb") as handle:
         head = handle.read(_ENCODING_SNIFF_BYTES)
+    if configured == "shift_jis":
+        return "cp932"  # what Japanese Windows and Excel call Shift_JIS (①, ㈱ and 髙 included)
     if configured != "auto":
         return "utf-8-sig" if configured == "utf-8" and head.startswith(b"\xef\xbb\xbf") else configured
     if head.startswith(b"\xef\xbb\xbf"):
@@ -171,6 +173,7 @@ def _ends_inside_quotes(text: str, delimiter: str) -> bool:
 def _read_delimited(source: SourceInfo, settings: SourceSettings, delimiter: str) -> Iterator[SourceRecord]:
     assert source.encoding is not None
     limit = settings.max_record_bytes
+    csv.field_size_limit(max(csv.field_size_limit(), limit))  # our own record limit is the one that counts
     header: list[str] | None = None
     with source.path.open("rb") as handle:
         lines = _physical_lines(handle, limit)
@@ -226,7 +229,10 @@ def _read_delimited(source: SourceInfo, settings: SourceSettings, delimiter: str
             if header is None:
                 if broken:
                     raise InputError(f"{source.path.name}: the header line has an unclosed quote")
-                header = [_clean_header(h) for h in next(csv.reader([text], delimiter=delimiter))]
+                try:
+                    header = [_clean_header(h) for h in next(csv.reader([text], delimiter=delimiter))]
+                except csv.Error as exc:
+                    raise InputError(f"{source.path.name}: cannot read the header line ({exc})") from exc
                 if header and header[0].startswith("\ufeff"):
                     header[0] = header[0][1:]
                 _check_header(header, settings, source.path.name)
@@ -304,6 +310,10 @@ def _read_jsonl(source: SourceInfo, settings: SourceSettings) -> Iterator[Source
                     f"not valid JSON: {exc.msg} at column {exc.colno}",
                 )
                 continue
+            except RecursionError:
+                detail = "JSON nested too deeply to read"
+                yield _broken(number, data, source.encoding, ReasonCode.MALFORMED_RECORD, detail)
+                continue
             if not isinstance(value, dict):
                 yield _broken(
                     number,
@@ -327,9 +337,21 @@ def _read_parquet(source: SourceInfo, settings: SourceSettings) -> Iterator[Sour
     columns = required_columns(settings)
     row = 0
     for batch in parquet.iter_batches(batch_size=settings.chunk_rows, columns=columns):
+        batch = _microsecond_timestamps(batch)
         for values in batch.to_pylist():
             row += 1
             yield SourceRecord(source_row=row, fields=values)
+
+
+def _microsecond_timestamps(batch: Any) -> Any:
+    """Python datetimes hold microseconds; nanosecond columns are truncated rather than refused."""
+    import pyarrow as pa
+
+    for i, field in enumerate(batch.schema):
+        if pa.types.is_timestamp(field.type) and field.type.unit == "ns":
+            column = batch.column(i).cast(pa.timestamp("us", tz=field.type.tz), safe=False)
+            batch = batch.set_column(i, field.name, column)
+    return batch
 
 
 # --- validation ---------------------------------------------------------------------------
@@ -432,7 +454,12 @@ class RowValidator:
             parsed = parsed_or_none
         if parsed.tzinfo is None:  # naive timestamps are local time in the configured zone
             parsed = parsed.replace(tzinfo=self._zone)
-        return parsed.astimezone(UTC)
+        try:
+            utc = parsed.astimezone(UTC)
+            utc.astimezone(self._zone)  # the local date must exist too
+        except (OverflowError, ValueError):
+            return str(value)  # years 1 and 9999 cannot move between zones
+        return utc
 
 
 def _parse_timestamp_text(text: str) -> datetime | None:
@@ -489,7 +516,7 @@ def _quarantine(
         source_row=record.source_row,
         stage=Stage.INGEST,
         reason=reason,
-        detail=detail,
+        detail=clean_comment(detail).text,  # details quote the offending value
         raw_payload=masked_payload(record),
         response_id=response_id,
         response_date=response_date,
@@ -506,12 +533,15 @@ def masked_payload(record: SourceRecord) -> str:
 
 
 def _mask_value(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | float):
+    if value is None or isinstance(value, bool):
         return value
     text = str(value)
-    cut = len(text) > _PAYLOAD_VALUE_CHARS
-    masked = clean_comment(text[:_PAYLOAD_VALUE_CHARS]).text
-    return masked + f"…[cut at {_PAYLOAD_VALUE_CHARS} of {len(text)} characters]" if cut else masked
+    masked = clean_comment(text).text  # mask first: a cut must not leave half a phone number
+    if isinstance(value, int | float) and masked == text:
+        return value  # a plain number (a score) stays a number
+    if len(masked) > _PAYLOAD_VALUE_CHARS:
+        return masked[:_PAYLOAD_VALUE_CHARS] + f"…[cut at {_PAYLOAD_VALUE_CHARS} of {len(masked)} characters]"
+    return masked
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

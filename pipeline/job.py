@@ -24,6 +24,7 @@ from typing import Any, Literal
 from pipeline import __version__
 from pipeline.classify import ResponseLabels, SentencePredictor, classify_chunk
 from pipeline.contracts import ProcessedResponse, QuarantinedRow, Response, Sentence
+from pipeline.errors import ReasonCode, Stage
 from pipeline.ingest import RowValidator, SourceInfo, chunked, describe_source, read_records
 from pipeline.normalize import NORMALIZER_VERSION, MaskedText, clean_comment, split_sentences
 from pipeline.nps import CI_METHOD, nps_estimate
@@ -197,8 +198,8 @@ def _write_partitions(
             store.delete_partitions(table, new)
         cleared.update(new)
 
-    # records with no readable date belong to every run of their source
-    store.delete_where("quarantine", "response_date IS NULL AND source_name = ?", [lineage.source_name])
+    # records with no readable date belong to every run of their source, and are keyed by run
+    store.delete_where("quarantine", "response_date IS NULL AND run_id = ?", [lineage.run_id])
     clear(set(scope.days()))
 
     validator = RowValidator(settings.source)
@@ -234,11 +235,51 @@ def _write_partitions(
         summary.rows_quarantined += len(rejected)
         summary.quarantine_reasons.update(q.reason.value for q in rejected)
 
+    with _timed(summary, "write"):
+        _quarantine_ids_published_elsewhere(store, lineage, summary)
     summary.partitions = sorted(cleared)
     with _timed(summary, "aggregate"):
         store.delete_partitions("topics", [taxonomy.version])
         store.insert("topics", topic_rows(taxonomy))
         store.insert("nps_daily", nps_daily_rows(store, summary.partitions, settings, lineage))
+
+
+def _quarantine_ids_published_elsewhere(store: DuckDBStore, lineage: Lineage, summary: RunSummary) -> None:
+    """A response id that another run already published for a date outside this run's scope keeps
+    that row; the new copy is quarantined, so an id never counts twice in the tables."""
+    conflicts = store.query(
+        """
+        SELECT n.response_id, n.response_date, n.source_row, n.score, n.comment_masked,
+               o.response_date, o.run_id
+        FROM responses n JOIN responses o ON o.response_id = n.response_id AND o.run_id <> n.run_id
+        WHERE n.run_id = ? ORDER BY n.source_row
+        """,
+        [lineage.run_id],
+    )
+    if not conflicts:
+        return
+    ids = [c[0] for c in conflicts]
+    for table in ("responses", "response_segments", "sentences", "response_topics", "terms"):
+        store.delete_where(table, "run_id = ? AND response_id IN (SELECT unnest(?))", [lineage.run_id, ids])
+    rows = [
+        {
+            "source_name": lineage.source_name,
+            "source_row": source_row,
+            "response_date": day,
+            "response_id": response_id,
+            "stage": Stage.INGEST.value,
+            "reason_code": ReasonCode.DUPLICATE_RESPONSE_ID.value,
+            "detail": f"response id already published for {other_day} by {other_run}",
+            "raw_payload": json.dumps({"score": score, "comment_masked": comment}, ensure_ascii=False),
+            "run_id": lineage.run_id,
+            "config_hash": lineage.config_hash,
+        }
+        for response_id, day, source_row, score, comment, other_day, other_run in conflicts
+    ]
+    store.insert("quarantine", rows)
+    summary.rows_published -= len(rows)
+    summary.rows_quarantined += len(rows)
+    summary.quarantine_reasons[ReasonCode.DUPLICATE_RESPONSE_ID.value] += len(rows)
 
 
 def topic_rows(taxonomy: Taxonomy) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ PLACEHOLDERS = frozenset(kind.value for kind in PiiKind)
 # the long-vowel mark, minus sign and dashes come from Japanese IMEs and survive NFKC.
 _SEP = r"[-‐‑‒–—―−ー]"
 _SEP_OR_SPACE = r"[-‐‑‒–—―−ー ]"
+_PHONE_SEP = r"[-‐‑‒–—―−ー .]"
 
 # Python's \w and \d also match kana and kanji, so boundaries name ASCII explicitly:
 # "折り返しは090-1234-5678" must match right after は.
@@ -59,8 +60,9 @@ _PII_PATTERNS: list[tuple[PiiKind, re.Pattern[str]]] = [
         PiiKind.PHONE,
         re.compile(
             rf"{_NOT_AFTER}(?:"
-            rf"\+81{_SEP_OR_SPACE}?\(?0?\)?\d{{1,4}}{_SEP_OR_SPACE}?\d{{1,4}}{_SEP_OR_SPACE}?\d{{3,4}}"
-            rf"|\(?0\d{{1,4}}\)?{_SEP}\d{{1,4}}{_SEP}\d{{3,4}}"  # 03-1234-5678, 0120-123-456
+            rf"\+81{_PHONE_SEP}?\(?0?\)?\d{{1,4}}{_PHONE_SEP}?\d{{1,4}}{_PHONE_SEP}?\d{{3,4}}"
+            rf"|0\d{{1,4}}{_PHONE_SEP}\d{{1,4}}{_PHONE_SEP}\d{{3,4}}"  # 03-1234-5678, 090 1234 5678
+            rf"|\(0\d{{1,4}}\){_PHONE_SEP}?\d{{1,4}}{_PHONE_SEP}?\d{{3,4}}"  # (03)1234-5678
             r"|0\d{1,4}\(\d{1,4}\)\d{3,4}"  # 03(1234)5678
             r"|0\d{9,10}"  # 09012345678
             rf"){_NOT_BEFORE}"

@@ -90,9 +90,9 @@ def nps_by_period(
     return result
 
 
-def format_nps_rows(rows: list[dict[str, Any]], segment: str | None) -> str:
+def format_nps_rows(rows: list[dict[str, Any]], segment: str | None, confidence: float = 0.95) -> str:
     headers = ["period", *([segment] if segment else []), "n", "promoters", "passives", "detractors",
-               "NPS", "95% CI"]  # fmt: skip
+               "NPS", f"{confidence:.0%} CI"]  # fmt: skip
     table = []
     for row in rows:
         est = row["estimate"]
@@ -113,7 +113,11 @@ def format_nps_rows(rows: list[dict[str, Any]], segment: str | None) -> str:
 
 
 def format_run_summary(
-    summary: RunSummary, store: DuckDBStore, segments: Sequence[str], model_version: str
+    summary: RunSummary,
+    store: DuckDBStore,
+    segments: Sequence[str],
+    model_version: str,
+    confidence: float = 0.95,
 ) -> str:
     lines = [
         f"Run {summary.run_id} ({summary.kind}) {summary.status}: {summary.source_name}",
@@ -134,28 +138,38 @@ def format_run_summary(
     lines.append(f"  took {seconds:.1f} s")
     if summary.partitions:
         start, end = summary.partitions[0], summary.partitions[-1]
-        lines += ["", "NPS over the run's dates (95% interval, adjusted Wald):"]
-        lines.append(format_nps_rows(nps_by_period(store, "all", None, start, end), None))
+        level = f"{confidence:.0%}"
+        lines += ["", f"NPS over the run's dates ({level} interval, adjusted Wald):"]
+        lines.append(
+            format_nps_rows(nps_by_period(store, "all", None, start, end, confidence), None, confidence)
+        )
         lines += ["", "NPS by month:"]
-        lines.append(format_nps_rows(nps_by_period(store, "month", None, start, end), None))
+        lines.append(
+            format_nps_rows(nps_by_period(store, "month", None, start, end, confidence), None, confidence)
+        )
         for segment in segments:
             lines += ["", f"NPS by {segment}:"]
-            lines.append(format_nps_rows(nps_by_period(store, "all", segment, start, end), segment))
-        drivers = topic_impacts(store, start, end)
+            rows = nps_by_period(store, "all", segment, start, end, confidence)
+            lines.append(format_nps_rows(rows, segment, confidence))
+        drivers = topic_impacts(store, start, end, confidence)
         if drivers:
             lines += [
                 "",
                 "Topics that pull NPS down most (impact = NPS − NPS without the topic's responses):",
             ]
             lines.append(format_table(
-                ["topic", "responses", "detractors", "NPS", "95% CI", "impact"],
+                ["topic", "responses", "detractors", "NPS", f"{level} CI", "impact"],
                 [[f"{d['label']} ({d['topic_id']})", d["n"], f"{100 * d['detractor_rate']:.0f}%", d["nps"],
                   f"[{d['ci_low']:+.1f}, {d['ci_high']:+.1f}]", f"{d['impact']:+.1f}"] for d in drivers],
                 [False, True, True, True, False, True],
             ))  # fmt: skip
         top = detractor_terms(store, start, end)
         if top:
-            lines += ["", "Words over-represented in detractor comments (weighted log-odds, z > 1.96):"]
+            lines += [
+                "",
+                "Words over-represented in detractor comments (weighted log-odds z > 1.96; a screening",
+            ]
+            lines += ["list: two-sided 5% per word, not corrected for the many words tested):"]
             lines.append(format_table(
                 ["term", "detractors", "promoters", "z"],
                 [[t.term, t.detractor_responses, t.promoter_responses, f"{t.z:.1f}"] for t in top],
@@ -166,7 +180,9 @@ def format_run_summary(
 
 
 def detractor_terms(store: DuckDBStore, start: date, end: date, limit: int = 10) -> list[TermScore]:
-    """Lemmas used by detractors more than by promoters, significant at the 5% level."""
+    """Lemmas used by detractors more than by promoters: z > 1.96 (two-sided 5% per word, detractor side).
+
+    No correction for testing hundreds of words: read it as a screening list, not as findings."""
     rows = store.query(
         "SELECT lemma, nps_category, count(*) FROM terms WHERE response_date BETWEEN ? AND ? GROUP BY ALL",
         [start, end],
@@ -180,7 +196,9 @@ def detractor_terms(store: DuckDBStore, start: date, end: date, limit: int = 10)
     return [s for s in scores if s.z > 1.96][:limit]
 
 
-def topic_impacts(store: DuckDBStore, start: date, end: date, limit: int = 5) -> list[dict[str, Any]]:
+def topic_impacts(
+    store: DuckDBStore, start: date, end: date, confidence: float = 0.95, limit: int = 5
+) -> list[dict[str, Any]]:
     """Leaf topics ranked by remove-the-topic impact: NPS(all) − NPS(responses not mentioning it)."""
     totals = store.query(
         "SELECT count(*) FILTER (WHERE nps_category = 'promoter'), "
@@ -189,7 +207,7 @@ def topic_impacts(store: DuckDBStore, start: date, end: date, limit: int = 5) ->
         "FROM responses WHERE response_date BETWEEN ? AND ?",
         [start, end],
     )[0]
-    overall = nps_estimate(*totals)
+    overall = nps_estimate(totals[0], totals[1], totals[2], confidence)
     if overall.nps is None:
         return []
     rows = store.query(
@@ -206,7 +224,7 @@ def topic_impacts(store: DuckDBStore, start: date, end: date, limit: int = 5) ->
     )
     drivers = []
     for topic_id, label, promoters, passives, detractors in rows:
-        mentioning = nps_estimate(promoters, passives, detractors)
+        mentioning = nps_estimate(promoters, passives, detractors, confidence)
         rest = nps_estimate(totals[0] - promoters, totals[1] - passives, totals[2] - detractors)
         if mentioning.nps is None or rest.nps is None:
             continue
@@ -222,4 +240,5 @@ def topic_impacts(store: DuckDBStore, start: date, end: date, limit: int = 5) ->
                 "impact": overall.nps - rest.nps,
             }
         )
-    return sorted(drivers, key=lambda d: (d["impact"], d["topic_id"]))[:limit]
+    pulling_down = [d for d in drivers if d["impact"] < 0]
+    return sorted(pulling_down, key=lambda d: (d["impact"], d["topic_id"]))[:limit]

@@ -207,3 +207,50 @@ def test_unknown_extension_and_missing_file(settings: Settings, tmp_path: Path) 
     odd.write_bytes(b"PK")
     with pytest.raises(InputError, match=r"source\.format"):
         describe_source(odd, settings.source)
+
+
+def test_hostile_values_are_quarantined_not_fatal(
+    settings: Settings, write_export: Callable[..., Path]
+) -> None:
+    lines = [
+        "[" * 100_000,
+        '{"回答ID": "R1", "回答日時": "0001-01-01 00:00", "推奨度": 5, "ご意見・ご感想": ""}',
+        '{"回答ID": "R2", "回答日時": "9999-12-31T23:00-05:00", "推奨度": 5, "ご意見・ご感想": ""}',
+        '{"回答ID": "R3", "回答日時": "2026-07-01 10:00", "推奨度": 4111111111111111, "ご意見・ご感想": ""}',
+        '{"回答ID": "R4", "回答日時": "taro@example.com 090-1234-5678", "推奨度": 5, "ご意見・ご感想": ""}',
+    ]
+    results = outcomes(write_export("h.jsonl", "\n".join(lines)), settings)
+    reasons = [r.reason if isinstance(r, QuarantinedRow) else "ok" for r in results]
+    assert reasons == [ReasonCode.MALFORMED_RECORD, ReasonCode.BAD_TIMESTAMP, ReasonCode.BAD_TIMESTAMP,
+                       ReasonCode.SCORE_OUT_OF_RANGE, ReasonCode.BAD_TIMESTAMP]  # fmt: skip
+    for result in results:
+        assert isinstance(result, QuarantinedRow)
+        for secret in ("4111111111111111", "taro@example.com", "090-1234-5678"):
+            assert secret not in result.detail and secret not in result.raw_payload
+
+
+def test_parquet_nanosecond_timestamps(settings: Settings, tmp_path: Path) -> None:
+    stamp = pa.array([1_782_900_000_123_456_789], type=pa.timestamp("ns", tz="Asia/Tokyo"))
+    table = pa.table({"回答ID": ["R1"], "回答日時": stamp, "推奨度": [9], "利用チャネル": ["Web"],
+                      "ご契約プラン": ["ライト"], "ご意見・ご感想": ["良い"]})  # fmt: skip
+    path = tmp_path / "ns.parquet"
+    pq.write_table(table, path)
+    [result] = outcomes(path, settings)
+    assert isinstance(result, Response) and result.responded_at.microsecond == 123456
+
+
+def test_unreadable_header_is_one_clear_error(settings: Settings, write_export: Callable[..., Path]) -> None:
+    path = write_export("cr.csv", csv_text([GOOD]).replace("\n", "\r"))
+    with pytest.raises(InputError):
+        outcomes(path, settings)
+
+
+def test_shift_jis_setting_reads_cp932_characters(
+    settings: Settings, write_export: Callable[..., Path]
+) -> None:
+    path = write_export("sj.csv", csv_text([[*GOOD[:6], "①㈱髙島屋で購入"]]), "cp932")
+    sjis = settings.model_copy(
+        update={"source": settings.source.model_copy(update={"encoding": "shift_jis"})}
+    )
+    [result] = outcomes(path, sjis)
+    assert isinstance(result, Response) and "髙島屋" in result.comment

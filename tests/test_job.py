@@ -253,3 +253,47 @@ def test_predictions_and_versions_reach_the_tables(
     for table in ("responses", "sentences", "response_topics", "runs"):
         versions = con.execute(f"SELECT DISTINCT model_version, taxonomy_version FROM {table}").fetchall()
         assert versions == [("cue-test-1", taxonomy.version)], table
+
+
+def test_id_published_by_another_run_is_not_counted_twice(
+    predictor: CuePredictor, taxonomy: Taxonomy, settings: Settings, write_export: Callable[..., Path]
+) -> None:
+    first = write_export("a.csv", csv_text([["R1", "2026/07/01 10:00", "9", "Web", "ライト", "", "良い"]]))
+    rows = [
+        ["R1", "2026/07/02 10:00", "3", "店舗", "ライト", "", "遅い"],
+        ["R2", "2026/07/02 11:00", "8", "店舗", "", "", ""],
+    ]
+    second = write_export("b.csv", csv_text(rows))
+    run_job(first, settings, predictor, taxonomy)
+    summary = run_job(second, settings, predictor, taxonomy)
+    assert (summary.rows_in, summary.rows_published, summary.rows_quarantined) == (2, 1, 1)
+    con = duckdb.connect(str(settings.store.duckdb_path), read_only=True)
+    assert contract_violations(con) == []
+    assert con.execute("SELECT response_date FROM responses WHERE response_id = 'R1'").fetchall() == [
+        (date(2026, 7, 1),)
+    ]
+    assert con.execute(
+        "SELECT responses FROM nps_daily WHERE response_date = '2026-07-02' AND segment_name = 'all'"
+    ).fetchone() == (1,)
+    detail = con.execute("SELECT detail FROM quarantine WHERE response_id = 'R1'").fetchone()
+    assert detail is not None and "already published for 2026-07-01" in detail[0]
+
+
+def test_nightly_files_with_the_same_name_keep_their_quarantine(
+    predictor: CuePredictor, taxonomy: Taxonomy, settings: Settings, tmp_path: Path
+) -> None:
+    export = tmp_path / "export.csv"
+    for day, bad in (("2026/07/01", "R9"), ("2026/07/02", "R8")):
+        export.write_text(
+            csv_text(
+                [
+                    ["R" + day[-1], f"{day} 10:00", "9", "Web", "", "", ""],
+                    [bad, "昨日", "9", "Web", "", "", ""],
+                ]
+            ),
+            encoding="utf-8",
+        )
+        run_job(export, settings, predictor, taxonomy)
+    con = duckdb.connect(str(settings.store.duckdb_path), read_only=True)
+    assert sorted(r[0] for r in con.execute("SELECT response_id FROM quarantine").fetchall()) == ["R8", "R9"]
+    assert contract_violations(con) == []

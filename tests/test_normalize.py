@@ -90,3 +90,11 @@ def test_unclosed_bracket_does_not_swallow_line_breaks() -> None:
 def test_wave_dash_variants_are_one_character(wave: str) -> None:
     # Mac, Windows and CP932 round trips write this dash three ways
     assert normalize_text(wave) == "2~3日"
+
+
+@pytest.mark.parametrize(
+    "phone", ["090 1234 5678", "03 1234 5678", "(03)1234-5678", "(090)1234-5678", "090.1234.5678"]
+)
+def test_phone_numbers_with_spaces_dots_and_brackets(phone: str) -> None:
+    masked = clean_comment(f"連絡先は{phone}です")
+    assert masked.text == "連絡先は[PHONE]です"

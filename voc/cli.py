@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -61,7 +62,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     taxonomy, model = _load_model(settings)
     summary = run_job(args.input, settings, model, taxonomy, scope, kind, source_name=args.source_name)
     with DuckDBStore(settings.store.duckdb_path) as store:
-        print(format_run_summary(summary, store, list(settings.source.segments), model.model_version))
+        segments = list(settings.source.segments)
+        print(format_run_summary(summary, store, segments, model.model_version, settings.nps.confidence))
     return 0
 
 
@@ -145,7 +147,7 @@ def _cmd_nps(args: argparse.Namespace) -> int:
     if not rows:
         print("No responses in the result tables for that selection.")
         return 0
-    print(format_nps_rows(rows, args.segment))
+    print(format_nps_rows(rows, args.segment, settings.nps.confidence))
     return 0
 
 
@@ -216,8 +218,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_model_loading() -> None:
+    """Progress bars for loading a 240 MB local folder are noise in a nightly log."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _quiet_model_loading()
     if args.command == "backfill" and args.start > args.end:
         print(f"error: --start {args.start} is after --end {args.end}", file=sys.stderr)
         return 2
