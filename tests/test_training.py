@@ -140,3 +140,12 @@ def test_metrics_by_hand() -> None:
     # micro: tp 2 (x in row 0, y in row 1), fp 1 (y in row 2), fn 1 (x in row 1)
     assert t["micro"] == {"precision": pytest.approx(2 / 3), "recall": pytest.approx(2 / 3),
                           "f1": pytest.approx(2 / 3), "support": 3}  # fmt: skip
+
+
+def test_config_alone_switches_the_encoder(tiny_encoder: Path, taxonomy: Taxonomy, tmp_path: Path) -> None:
+    # model.path: default + model.encoder: <folder> trains the default heads on that encoder once
+    model = load_model("default", taxonomy, tmp_path / "cache", encoder=str(tiny_encoder))
+    assert model.card["encoder"]["name"] == str(tiny_encoder.resolve())
+    assert model.folder.parent == tmp_path / "cache"
+    again = load_model("default", taxonomy, tmp_path / "cache", encoder=str(tiny_encoder))
+    assert again.folder == model.folder and again.model_version == model.model_version

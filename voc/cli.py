@@ -42,7 +42,10 @@ def _load_model(settings: Settings, path: str | None = None) -> tuple[Any, Any]:
 
     taxonomy = load_taxonomy(settings.taxonomy.path)
     configure_threads(settings.model.threads)
-    return taxonomy, load_model(path or settings.model.path, taxonomy, settings.model.cache_dir)
+    model = load_model(
+        path or settings.model.path, taxonomy, settings.model.cache_dir, settings.model.encoder
+    )
+    return taxonomy, model
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -77,14 +80,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     taxonomy = load_taxonomy(settings.taxonomy.path)
     configure_threads(settings.model.threads)
     if args.default:
-        folder = ensure_default_model(taxonomy, settings.model.cache_dir)
+        folder = ensure_default_model(taxonomy, settings.model.cache_dir, settings.model.encoder)
         data, evaluation = list(DEFAULT_TRAINING_DATA), list(DEFAULT_EVALUATION_DATA)
     else:
         if not args.data or args.out is None:
             raise VocError("give --data FILE (one or more) and --out FOLDER, or --default")
         training = TrainingArguments(
             name=args.name or args.out.name,
-            encoder=args.encoder,
+            encoder=args.encoder or settings.model.encoder,
             seed=args.seed,
             fine_tune=args.fine_tune,
             epochs=args.epochs,
@@ -198,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, help="model folder to write")
     train.add_argument("--name", help="model name (default: the folder name)")
     train.add_argument(
-        "--encoder", default="default", help="'default', a local transformers folder or a hub id"
+        "--encoder", help="'default', a local transformers folder or a hub id (default: model.encoder)"
     )
     train.add_argument(
         "--fine-tune", action="store_true", help="fine-tune the encoder before fitting the heads"
