@@ -75,7 +75,11 @@ def load_model(
     path: str, taxonomy: Taxonomy, cache_dir: Path | None = None, encoder: str = DEFAULT_ENCODER
 ) -> TextClassifier:
     """``default`` or a model folder; refuses a model trained for another taxonomy version."""
-    folder = ensure_default_model(taxonomy, cache_dir, encoder) if path == DEFAULT_MODEL else Path(path)
+    folder = (
+        ensure_default_model(taxonomy, cache_dir, encoder)
+        if path == DEFAULT_MODEL
+        else Path(path).expanduser()
+    )
     if not folder.exists():
         raise ModelError(f"model folder {folder} does not exist; train one with `voc train`")
     model = TextClassifier.load(folder, cache_dir)

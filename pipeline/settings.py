@@ -27,6 +27,12 @@ DEFAULT_CONFIG_PATH = Path("configs/pipeline.yaml")
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Any) -> Any:
+        """Paths in YAML may start with ~ like on the command line."""
+        return value.expanduser() if isinstance(value, Path) else value
+
 
 class ColumnMapping(_Strict):
     """Names of the source columns that hold our fields."""

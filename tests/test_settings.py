@@ -51,3 +51,13 @@ def test_invalid_settings(tmp_path: Path, text: str, message: str) -> None:
 def test_missing_explicit_config(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.yaml", environ={})
+
+
+def test_paths_may_start_with_home(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "store:\n  duckdb_path: ~/voc/voc.duckdb\nmodel:\n  cache_dir: ~/models\n", encoding="utf-8"
+    )
+    settings = load_settings(path, environ={})
+    assert settings.store.duckdb_path == Path.home() / "voc" / "voc.duckdb"
+    assert settings.model.cache_dir == Path.home() / "models"
