@@ -11,7 +11,8 @@ from datetime import date
 from typing import Any, Literal
 
 from pipeline.job import BLANK_SEGMENT, RunSummary
-from pipeline.nps import nps_estimate
+from pipeline.nps import nps_estimate, z_value
+from pipeline.stats import topic_impact
 from pipeline.store import DuckDBStore
 from pipeline.terms import TermScore, weighted_log_odds
 
@@ -158,10 +159,11 @@ def format_run_summary(
                 "Topics that pull NPS down most (impact = NPS − NPS without the topic's responses):",
             ]
             lines.append(format_table(
-                ["topic", "responses", "detractors", "NPS", f"{level} CI", "impact"],
+                ["topic", "responses", "detractors", "NPS", f"{level} CI", "impact", f"{level} CI"],
                 [[f"{d['label']} ({d['topic_id']})", d["n"], f"{100 * d['detractor_rate']:.0f}%", d["nps"],
-                  f"[{d['ci_low']:+.1f}, {d['ci_high']:+.1f}]", f"{d['impact']:+.1f}"] for d in drivers],
-                [False, True, True, True, False, True],
+                  f"[{d['ci_low']:+.1f}, {d['ci_high']:+.1f}]", f"{d['impact']:+.1f}",
+                  f"[{d['impact_low']:+.1f}, {d['impact_high']:+.1f}]"] for d in drivers],
+                [False, True, True, True, False, True, False],
             ))  # fmt: skip
         top = detractor_terms(store, start, end)
         if top:
@@ -225,9 +227,10 @@ def topic_impacts(
     drivers = []
     for topic_id, label, promoters, passives, detractors in rows:
         mentioning = nps_estimate(promoters, passives, detractors, confidence)
-        rest = nps_estimate(totals[0] - promoters, totals[1] - passives, totals[2] - detractors)
-        if mentioning.nps is None or rest.nps is None:
+        rest_counts = (totals[0] - promoters, totals[1] - passives, totals[2] - detractors)
+        if mentioning.nps is None or sum(rest_counts) == 0:
             continue
+        impact = topic_impact((promoters, passives, detractors), rest_counts, z_value(confidence))
         drivers.append(
             {
                 "topic_id": topic_id,
@@ -237,7 +240,9 @@ def topic_impacts(
                 "nps": mentioning.nps,
                 "ci_low": mentioning.ci_low,
                 "ci_high": mentioning.ci_high,
-                "impact": overall.nps - rest.nps,
+                "impact": impact.estimate,
+                "impact_low": impact.low,
+                "impact_high": impact.high,
             }
         )
     pulling_down = [d for d in drivers if d["impact"] < 0]
