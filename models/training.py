@@ -120,8 +120,9 @@ def train_model(
     topic head, so a sentiment-only corpus can be paired with the project's topic examples.
     """
     started = time.perf_counter()
-    examples = [e for path in data for e in read_examples(path, taxonomy)]
-    topic_only = [e for path in topic_data for e in read_examples(path, taxonomy)]
+    read = {path: read_examples(path, taxonomy) for path in [*data, *topic_data]}
+    examples = [e for path in data for e in read[path]]
+    topic_only = [e for path in topic_data for e in read[path]]
     sentiment_rows = [e for e in examples if e.label is not None]
     topic_rows = [e for e in [*examples, *topic_only] if e.topics is not None]
     if not sentiment_rows:
@@ -171,8 +172,9 @@ def train_model(
         "topics": list(taxonomy.leaf_ids),
         "taxonomy_version": taxonomy.version,
         "training_data": [
-            {"file": path.name, "sha256": file_sha256(path), "rows": len(read_examples(path, taxonomy))}
-            for path in data
+            {"file": path.name, "sha256": file_sha256(path), "rows": len(read[path]), "use": use}
+            for paths, use in ((data, "sentiment+topics"), (topic_data, "topics"))
+            for path in paths
         ],
         "examples": {"sentiment": len(sentiment_rows), "topics": len(topic_rows)},
         "arguments": asdict(args),

@@ -209,8 +209,7 @@ def topic_impacts(
         "FROM responses WHERE response_date BETWEEN ? AND ?",
         [start, end],
     )[0]
-    overall = nps_estimate(totals[0], totals[1], totals[2], confidence)
-    if overall.nps is None:
+    if sum(totals) == 0:
         return []
     rows = store.query(
         """
