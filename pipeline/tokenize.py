@@ -51,7 +51,7 @@ def get_tagger() -> fugashi.Tagger:
 
 
 # Bump when the content-word rules above change: keywords and terms change with them.
-KEYWORD_RULES_VERSION = "kw-1"
+KEYWORD_RULES_VERSION = "kw-2"
 
 
 @functools.cache
@@ -88,6 +88,28 @@ def tokenize(text: str) -> list[Token]:
 
 def content_lemmas(tokens: list[Token]) -> list[str]:
     return [t.lemma for t in tokens if t.is_content]
+
+
+def noun_phrases(tokens: list[Token]) -> list[str]:
+    """Runs of two or more nouns joined (配送 + 遅延 → 配送遅延, 解約 + 手続き → 解約手続き).
+
+    Compound nouns name problems more precisely than their parts; numerals and masked
+    placeholders break a run, and a run needs at least one content word."""
+    phrases: list[str] = []
+    run: list[Token] = []
+    for token in [*tokens, None]:
+        if (
+            token is not None
+            and token.pos.startswith("名詞-")
+            and not token.pos.endswith("-数詞")
+            and (token.surface not in PLACEHOLDERS)
+        ):
+            run.append(token)
+            continue
+        if len(run) >= 2 and any(t.is_content for t in run):
+            phrases.append("".join(t.lemma for t in run))
+        run = []
+    return phrases
 
 
 def _is_noise(lemma: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 from collections.abc import Callable, Sequence
@@ -12,8 +13,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipeline.settings import ColumnMapping, Settings, SourceSettings, StoreSettings
-from pipeline.store import table_specs
+from pipeline.settings import ColumnMapping, DriverSettings, Settings, SourceSettings, StoreSettings
+from pipeline.store import Store, table_specs
 from pipeline.taxonomy import Taxonomy, load_taxonomy
 from tests.fakes import CuePredictor
 
@@ -23,7 +24,12 @@ SAMPLE_PII = REPO / "data" / "sample" / "pii_values.txt"
 HEADER = ["回答ID", "回答日時", "推奨度", "利用チャネル", "ご契約プラン", "年代", "ご意見・ご感想"]
 
 
-def make_settings(db_path: Path, **source_overrides: object) -> Settings:
+def make_settings(
+    db_path: Path,
+    drivers: DriverSettings | None = None,
+    store_url: str | None = None,
+    **source_overrides: object,
+) -> Settings:
     source = SourceSettings(
         columns=ColumnMapping(
             response_id="回答ID", responded_at="回答日時", score="推奨度", comment="ご意見・ご感想"
@@ -31,7 +37,13 @@ def make_settings(db_path: Path, **source_overrides: object) -> Settings:
         segments={"channel": "利用チャネル", "plan": "ご契約プラン"},
         **source_overrides,  # type: ignore[arg-type]
     )
-    return Settings(source=source, store=StoreSettings(duckdb_path=db_path))
+    store = StoreSettings(duckdb_path=db_path, url=store_url, postgres_schema=_schema_for(db_path))
+    return Settings(source=source, store=store, drivers=drivers or DriverSettings())
+
+
+def _schema_for(db_path: Path) -> str:
+    """A PostgreSQL schema per test store, so tests on the shared server never meet."""
+    return "t_" + hashlib.sha256(str(db_path).encode()).hexdigest()[:12]
 
 
 @pytest.fixture(scope="session")
@@ -74,21 +86,32 @@ def write_export(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
-def table_snapshot(db_path: Path, skip: dict[str, set[str]] | None = None) -> dict[str, list[tuple]]:
-    """Every documented table's rows, sorted, for comparing two stores."""
+def table_snapshot(
+    where: Path | Store, skip: dict[str, set[str]] | None = None, digits: int | None = None
+) -> dict[str, list[tuple]]:
+    """Every documented table's rows, sorted, for comparing two stores (a DuckDB file, opened
+    read-only, or an open store). ``digits`` rounds floats, for comparing two databases."""
     skip = skip or {}
-    con = duckdb.connect(str(db_path), read_only=True)
+    con = duckdb.connect(str(where), read_only=True) if isinstance(where, Path) else None
+
+    def rows(sql: str) -> list[tuple]:
+        found = con.execute(sql).fetchall() if con is not None else where.query(sql)  # type: ignore[union-attr]
+        if digits is not None:
+            found = [tuple(round(v, digits) if isinstance(v, float) else v for v in r) for r in found]
+        return sorted(found, key=repr)
+
     try:
         snapshot = {}
         for name, spec in table_specs().items():
             cols = [c for c in spec.column_names if c not in skip.get(name, set())]
-            if not cols:
-                continue
-            select = ", ".join(f'"{c}"' for c in cols)
-            snapshot[name] = sorted(con.execute(f'SELECT {select} FROM "{name}"').fetchall(), key=repr)
+            if cols:
+                snapshot[name] = rows(
+                    f'SELECT {", ".join(f"{chr(34)}{c}{chr(34)}" for c in cols)} FROM "{name}"'
+                )
         return snapshot
     finally:
-        con.close()
+        if con is not None:
+            con.close()
 
 
 @pytest.fixture(scope="session")

@@ -4,41 +4,53 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.store import _REPORTED_TYPES, table_specs
+from pipeline.store import DuckDBStore, Store, table_specs
 
 
-def contract_violations(con: Any) -> list[str]:
-    """Every way the tables differ from their documentation; empty when they match."""
+class _ReadOnly:
+    """A read-only DuckDB connection with the store's `query` interface."""
+
+    dialect = "duckdb"
+
+    def __init__(self, con: Any) -> None:
+        self.con = con
+
+    def query(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql, list(params)).fetchall()  # type: ignore[no-any-return]
+
+    def column_types(self, table: str) -> list[tuple[str, str]]:
+        return DuckDBStore.column_types(self, table)  # type: ignore[arg-type]
+
+
+def contract_violations(store_or_con: Store | Any) -> list[str]:
+    """Every way the tables differ from their documentation; empty when they match.
+
+    Takes a store (DuckDB or PostgreSQL) or a read-only DuckDB connection."""
+    con = store_or_con if isinstance(store_or_con, Store) else _ReadOnly(store_or_con)
     problems: list[str] = []
     for name, spec in table_specs().items():
-        found = con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? "
-            "ORDER BY ordinal_position",
-            [name],
-        ).fetchall()
-        expected = [(c.name, _REPORTED_TYPES.get(c.type, c.type)) for c in spec.columns]
+        found = con.column_types(name)
+        expected = spec.reported_columns(con.dialect)
         if found != expected:
             problems.append(f"{name}: columns {found} != documented {expected}")
             continue
         keys = ", ".join(f'"{k}"' for k in spec.key)
-        duplicates = con.execute(
-            f'SELECT count(*) FROM (SELECT {keys} FROM "{name}" GROUP BY ALL HAVING count(*) > 1)'
-        ).fetchone()[0]
+        duplicates = con.query(
+            f'SELECT count(*) FROM (SELECT {keys} FROM "{name}" GROUP BY {keys} HAVING count(*) > 1) d'
+        )[0][0]
         if duplicates:
             problems.append(f"{name}: {duplicates} duplicated keys ({keys})")
         for column in spec.columns:
             if not column.nullable:
-                nulls = con.execute(
-                    f'SELECT count(*) FROM "{name}" WHERE "{column.name}" IS NULL'
-                ).fetchone()[0]
+                nulls = con.query(f'SELECT count(*) FROM "{name}" WHERE "{column.name}" IS NULL')[0][0]
                 if nulls:
                     problems.append(f"{name}.{column.name}: {nulls} NULLs in a NOT NULL column")
             if column.accepted:
-                bad = con.execute(
+                bad = con.query(
                     f'SELECT DISTINCT "{column.name}" FROM "{name}" '
-                    f'WHERE "{column.name}" IS NOT NULL AND "{column.name}" NOT IN (SELECT unnest(?))',
+                    f'WHERE "{column.name}" IS NOT NULL AND NOT ("{column.name}" = ANY(?))',
                     [list(column.accepted)],
-                ).fetchall()
+                )
                 if bad:
                     problems.append(f"{name}.{column.name}: values {bad} not in {column.accepted}")
     return problems

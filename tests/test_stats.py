@@ -50,12 +50,24 @@ def test_topic_impact_identity_and_interval() -> None:
     impact = topic_impact(mentioning, rest)
     assert impact.estimate == pytest.approx(nps_all - nps_rest)  # NPS − NPS(¬t)
     w = 50 / 500
-    se_t = 100 * math.sqrt((0.1 + 0.7 - (0.1 - 0.7) ** 2) / 50)
-    p, d = 150 / 450, 120 / 450
-    se_rest = 100 * math.sqrt((p + d - (p - d) ** 2) / 450)
+    # adjusted Wald: 0.75 promoter, 1.5 passive, 0.75 detractor pseudo-counts in each group
+    p, d = 5.75 / 53, 35.75 / 53
+    se_t = 100 * math.sqrt((p + d - (p - d) ** 2) / 53)
+    p, d = 150.75 / 453, 120.75 / 453
+    se_rest = 100 * math.sqrt((p + d - (p - d) ** 2) / 453)
     se = w * math.sqrt(se_t**2 + se_rest**2)
     assert impact.low == pytest.approx(impact.estimate - Z95 * se)
     assert impact.high < 0  # a clear detractor driver
+    # the p-value: pooled score variance under "no effect"
+    sigma = 100 * math.sqrt(0.31 + 0.31 - 0.0)
+    z = (impact.estimate / w) / (sigma * math.sqrt(1 / 50 + 1 / 450))
+    assert impact.p_value == pytest.approx(2 * (1 - 0.5 * (1 + math.erf(abs(z) / math.sqrt(2)))))
+
+
+def test_impact_of_a_tiny_topic_is_not_certain() -> None:
+    # three mentions, all detractors: plain Wald would give SE_t = 0 and p ≈ 0
+    impact = topic_impact((0, 0, 3), (300, 400, 297))
+    assert impact.p_value is not None and impact.p_value > 0.01
 
 
 def test_two_proportion_z_by_hand() -> None:

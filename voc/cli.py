@@ -1,4 +1,4 @@
-"""The `voc` command: run, backfill, nps, train, evaluate.
+"""The `voc` command: run, backfill, nps, train, evaluate, serve.
 
 User errors (a missing file, an unknown config key, a missing column) print one line
 starting with "error:" and exit with status 2; there is no traceback for them.
@@ -36,23 +36,16 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _load_model(settings: Settings, path: str | None = None) -> tuple[Any, Any]:
     """The taxonomy and the model the settings name (training the default model if needed)."""
-    from models.classifier import configure_threads
-    from models.registry import load_model
-    from pipeline.taxonomy import load_taxonomy
+    from models.registry import load_configured_model
 
-    taxonomy = load_taxonomy(settings.taxonomy.path)
-    configure_threads(settings.model.threads)
-    model = load_model(
-        path or settings.model.path, taxonomy, settings.model.cache_dir, settings.model.encoder
-    )
-    return taxonomy, model
+    return load_configured_model(settings, path)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.ingest import describe_source, read_records
     from pipeline.job import DateScope, RunKind, run_job
     from pipeline.report import format_run_summary
-    from pipeline.store import DuckDBStore
+    from pipeline.store import open_store
 
     settings = _settings(args)
     # a missing file or a header without the mapped columns fails before the model loads
@@ -64,10 +57,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
         scope = DateScope.single(args.date) if args.date else DateScope()
     taxonomy, model = _load_model(settings)
     summary = run_job(args.input, settings, model, taxonomy, scope, kind, source_name=args.source_name)
-    with DuckDBStore(settings.store.duckdb_path) as store:
+    with open_store(settings.store) as store:
         segments = list(settings.source.segments)
-        print(format_run_summary(summary, store, segments, model.model_version, settings.nps.confidence))
+        print(format_run_summary(summary, store, segments, model.model_version, settings.nps.confidence,
+                                 settings.drivers.windows))  # fmt: skip
     return 0
+
+
+def _check_segment(settings: Settings, segment: str | None) -> None:
+    if segment and segment not in settings.source.segments:
+        known = ", ".join(settings.source.segments) or "none configured"
+        raise VocError(f"unknown segment {segment!r} (segments: {known})")
+
+
+def _open_results(settings: Settings) -> Any:
+    """The result store, refusing to create an empty DuckDB file just to report on it."""
+    from pipeline.store import open_store, store_exists
+
+    if not store_exists(settings.store):
+        raise VocError(f"no result tables at {settings.store.duckdb_path}; run `voc run INPUT` first")
+    return open_store(settings.store)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -137,20 +146,47 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_nps(args: argparse.Namespace) -> int:
     from pipeline.report import format_nps_rows, nps_by_period
-    from pipeline.store import DuckDBStore
 
     settings = _settings(args)
-    if args.segment and args.segment not in settings.source.segments:
-        known = ", ".join(settings.source.segments) or "none configured"
-        raise VocError(f"unknown segment {args.segment!r} (segments: {known})")
-    if not settings.store.duckdb_path.exists():
-        raise VocError(f"no result tables at {settings.store.duckdb_path}; run `voc run INPUT` first")
-    with DuckDBStore(settings.store.duckdb_path) as store:
+    _check_segment(settings, args.segment)
+    with _open_results(settings) as store:
         rows = nps_by_period(store, args.period, args.segment, args.start, args.end, settings.nps.confidence)
     if not rows:
         print("No responses in the result tables for that selection.")
         return 0
     print(format_nps_rows(rows, args.segment, settings.nps.confidence))
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from flows.serve import serve_deployments
+
+    serve_deployments(args.input, str(args.config) if args.config else None)
+    return 0
+
+
+def _cmd_drivers(args: argparse.Namespace) -> int:
+    from pipeline.report import detractor_drivers, format_drivers
+
+    settings = _settings(args)
+    _check_segment(settings, args.segment)
+    if args.window not in settings.drivers.windows:
+        windows = ", ".join(str(w) for w in settings.drivers.windows)
+        raise VocError(f"no {args.window}-day window is computed (drivers.windows: {windows})")
+    with _open_results(settings) as store:
+        rows = detractor_drivers(store, args.window, args.segment, args.end, args.limit, args.parents)
+    if not rows:
+        print("No detractor drivers for that selection (run `voc run INPUT` first, or pick another --end).")
+        return 0
+    first = rows[0]
+    print(
+        f"Detractor drivers, {args.window} days {first['window_start']} .. {first['window_end']}"
+        f"{f' by {args.segment}' if args.segment else ''}: impact = NPS − NPS without the topic's "
+        "responses; adjusted = ΔNPS with co-mentioned topics and controls held fixed.\n"
+        "Flags: robust = impact, odds ratio and adjusted agree and survive FDR control; "
+        "low-n = too few mentions or detractors to lean on.\n"
+    )
+    print(format_drivers(rows, settings.nps.confidence, args.examples))
     return 0
 
 
@@ -185,6 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
     nps.add_argument("--end", type=_date)
     nps.set_defaults(handler=_cmd_nps)
 
+    drivers = sub.add_parser("drivers", parents=[common], help="print the ranked detractor drivers")
+    drivers.add_argument("--window", type=int, default=28, help="window length in days (default 28)")
+    drivers.add_argument("--segment", help="break down by a configured segment, e.g. channel")
+    drivers.add_argument("--end", type=_date, help="last day of the window (default: the latest)")
+    drivers.add_argument("--limit", type=int, default=5, help="drivers per segment value (default 5)")
+    drivers.add_argument("--examples", type=int, default=3, help="example comments per driver (default 3)")
+    drivers.add_argument("--parents", action="store_true", help="include parent topics")
+    drivers.set_defaults(handler=_cmd_drivers)
+
     train = sub.add_parser(
         "train", parents=[common], help="train sentiment and topic heads on labelled JSONL"
     )
@@ -218,6 +263,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", type=Path, help="where to write the metrics (default: output/evaluation-DATA.json)"
     )
     evaluate.set_defaults(handler=_cmd_evaluate)
+
+    serve = sub.add_parser(
+        "serve",
+        help="serve the Prefect deployments: nightly at 02:30 Asia/Tokyo, backfill, process-date, train",
+    )
+    serve.add_argument(
+        "--config", type=Path, help="settings YAML (default: $VOC_CONFIG or configs/pipeline.yaml)"
+    )
+    serve.add_argument(
+        "--input",
+        required=True,
+        help="the export the nightly and backfill runs read; {date:%%Y%%m%%d} in it names one file per day",
+    )
+    serve.set_defaults(handler=_cmd_serve)
     return parser
 
 

@@ -1,0 +1,150 @@
+"""What a nightly run shows in the Prefect UI: NPS with its interval, the topics that pull it down
+(with example comments), and the run's counts.
+
+The rows are computed here from the result tables by plain functions (tested without Prefect);
+`publish_nightly_artifacts` only hands them to Prefect.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from flows.common import RETRY_DELAYS, DateResult, JobCounts, flow_settings, retry_if_transient
+from pipeline.report import detractor_drivers, nps_by_period
+from pipeline.store import Store, open_store
+
+DRIVER_WINDOW_DAYS = 28
+DRIVERS_SHOWN = 5
+EXAMPLES_PER_DRIVER = 2
+
+
+def detractor_driver_rows(store: Store, end_date: date) -> list[dict[str, Any]]:
+    """The leaf topics that pull NPS down most in the 28-day window ending at ``end_date`` (from the
+    ``drivers`` table; empty when no window ends that day), with example comments (PII-masked)."""
+    return [
+        {
+            "topic_id": d["topic_id"],
+            "label": d["label_ja"],
+            "n": d["mentions"],
+            "nps": d["nps_mentioning"],
+            "impact": d["impact"],
+            "impact_low": d["impact_ci_low"],
+            "impact_high": d["impact_ci_high"],
+            "examples": d["examples"][:EXAMPLES_PER_DRIVER],
+        }
+        for d in detractor_drivers(store, DRIVER_WINDOW_DAYS, None, end_date, limit=DRIVERS_SHOWN)
+    ]
+
+
+def nps_rows(store: Store, day: date, confidence: float = 0.95) -> list[dict[str, Any]]:
+    """NPS for the day and for the 28 days ending at it, each with its interval."""
+    windows = [(day.isoformat(), day), (f"{DRIVER_WINDOW_DAYS} days to {day}", _window_start(day))]
+    rows = []
+    for period, start in windows:
+        for row in nps_by_period(store, "all", None, start, day, confidence):
+            est = row["estimate"]
+            rows.append(
+                {
+                    "period": period,
+                    "responses": est.n,
+                    "promoters": est.promoters,
+                    "passives": est.passives,
+                    "detractors": est.detractors,
+                    "nps": round(est.nps, 1),
+                    "ci_low": round(est.ci_low, 1),
+                    "ci_high": round(est.ci_high, 1),
+                    "confidence": confidence,
+                }
+            )
+    return rows
+
+
+def count_rows(counts: JobCounts) -> list[dict[str, Any]]:
+    """The run's reconciliation, in = published + quarantined, then quarantined rows by reason."""
+    rows: list[dict[str, Any]] = [
+        {"count": "rows in", "value": counts["rows_in"]},
+        {"count": "published", "value": counts["rows_published"]},
+        {"count": "quarantined", "value": counts["rows_quarantined"]},
+    ]
+    rows += [{"count": f"quarantined: {k}", "value": v} for k, v in counts["quarantine_reasons"].items()]
+    return rows
+
+
+def drivers_markdown(drivers: list[dict[str, Any]], day: date) -> str:
+    start = _window_start(day)
+    lines = [f"# Topics pulling NPS down, {start.isoformat()} .. {day.isoformat()}", ""]
+    if not drivers:
+        return "\n".join([*lines, "No topic lowers NPS in this window (or there are no responses)."])
+    lines += [
+        "Impact = NPS − NPS without the topic's responses (95% interval); impacts of topics "
+        "mentioned together overlap and do not add up.",
+        "",
+        "| topic | responses | NPS | impact | interval |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for d in drivers:
+        lines.append(
+            f"| {d['label']} (`{d['topic_id']}`) | {d['n']} | {d['nps']:+.1f} | {d['impact']:+.1f} "
+            f"| [{d['impact_low']:+.1f}, {d['impact_high']:+.1f}] |"
+        )
+    for d in drivers:
+        if d["examples"]:
+            lines += ["", f"**{d['label']}** — detractors wrote:"]
+            lines += [f"- 「{_one_line(e)}」" for e in d["examples"]]
+    return "\n".join(lines)
+
+
+@task(
+    task_run_name="artifacts-{day}",
+    retries=len(RETRY_DELAYS),
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
+def publish_nightly_artifacts(config: str | None, day: date, counts: JobCounts) -> None:
+    """NPS, drivers and counts as artifacts; the keys stay fixed so the UI shows their history."""
+    settings = flow_settings(config)
+    with open_store(settings.store) as store:
+        nps = nps_rows(store, day, settings.nps.confidence)
+        drivers = detractor_driver_rows(store, day)
+    create_table_artifact(nps, key="nightly-nps", description=f"NPS for {day} and the 28 days to it")
+    create_markdown_artifact(drivers_markdown(drivers, day), key="nightly-drivers", description="Top drivers")
+    create_table_artifact(count_rows(counts), key="nightly-counts", description=f"Rows of {day}")
+
+
+def backfill_rows(results: list[DateResult]) -> list[dict[str, Any]]:
+    """One row per date: its state and counts, or why it failed."""
+    rows = []
+    for r in results:
+        counts = r["counts"]
+        rows.append(
+            {
+                "date": r["date"],
+                "state": r["state"],
+                "rows_in": counts["rows_in"] if counts else None,
+                "published": counts["rows_published"] if counts else None,
+                "quarantined": counts["rows_quarantined"] if counts else None,
+                "message": r["message"] or "",
+            }
+        )
+    return rows
+
+
+def publish_backfill_artifact(start: date, end: date, results: list[DateResult]) -> None:
+    """The per-date table an analyst checks first: which dates to re-run."""
+    failed = sum(r["state"] != "completed" for r in results)
+    description = f"Backfill {start}..{end}: {len(results) - failed} completed, {failed} not"
+    create_table_artifact(backfill_rows(results), key="backfill-dates", description=description)
+
+
+def _window_start(day: date) -> date:
+    return day - timedelta(days=DRIVER_WINDOW_DAYS - 1)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()).replace("|", "｜")

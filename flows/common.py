@@ -1,0 +1,166 @@
+"""What the flows share: settings from a config path, the model once per process, and the one task
+that runs the job.
+
+Tasks take paths, dates and ids, never models, DataFrames or store connections: those do not
+serialise to a Dask worker or a Prefect result, and they would make task cache keys meaningless.
+Each task loads what it needs itself (the model from the on-disk cache, once per process).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any, TypedDict, cast
+
+import duckdb
+from prefect import Task, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+
+from pipeline.classify import SentencePredictor
+from pipeline.job import DateScope, RunKind, RunSummary, run_job
+from pipeline.settings import ModelSettings, Settings, TaxonomySettings, load_settings
+from pipeline.taxonomy import Taxonomy
+
+# seconds before the first and the second retry of a task whose I/O failed transiently
+RETRY_DELAYS: list[float] = [10, 60]
+_PERMANENT_OS_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
+class JobCounts(TypedDict):
+    """What a task returns about one run of the job: small, serialisable, shown in the UI."""
+
+    run_id: str
+    status: str
+    dates: list[str]
+    rows_in: int
+    rows_published: int
+    rows_quarantined: int
+    quarantine_reasons: dict[str, int]
+
+
+class DateResult(TypedDict):
+    """One date of a backfill: its final Prefect state and, when it completed here, its counts."""
+
+    date: str
+    state: str  # completed, failed, crashed, cancelled…
+    message: str | None
+    counts: JobCounts | None
+
+
+def date_result(day: date, state: State[Any], with_counts: bool = True) -> DateResult:
+    """The outcome of one date's run from its final state; counts only from a run in this process
+    (a deployment run's result lives in its own process)."""
+    completed = state.is_completed()
+    return {
+        "date": day.isoformat(),
+        "state": state.type.value.lower(),
+        "message": None if completed else state.message,
+        "counts": state.result() if completed and with_counts else None,
+    }
+
+
+def flow_settings(config: str | None) -> Settings:
+    """Settings from a YAML path (None: ``$VOC_CONFIG`` or ``configs/pipeline.yaml``) plus env overrides.
+
+    Flows receive the path, not a Settings object, so a deployment's parameters stay plain text."""
+    return load_settings(Path(config) if config else None)
+
+
+def input_for(template: str, day: date) -> Path:
+    """The export that holds ``day``: ``exports/nps_{date:%Y%m%d}.csv`` names one file per day;
+    a path without ``{date`` is one export read for every date."""
+    return Path(template.format(date=day)) if "{date" in template else Path(template)
+
+
+def get_model(settings: Settings) -> tuple[Taxonomy, SentencePredictor]:
+    """The taxonomy and model the settings name, loaded once per process (tests replace this)."""
+    model = settings.model
+    with _model_lock:
+        return _load_model(model.path, model.encoder, model.cache_dir, model.threads, settings.taxonomy.path)
+
+
+_model_lock = threading.Lock()
+
+
+@functools.cache
+def _load_model(
+    path: str, encoder: str, cache_dir: Path | None, threads: int | None, taxonomy_path: Path
+) -> tuple[Taxonomy, SentencePredictor]:
+    from models.registry import load_configured_model
+
+    model = ModelSettings(path=path, encoder=encoder, cache_dir=cache_dir, threads=threads)
+    taxonomy, classifier = load_configured_model(
+        Settings(model=model, taxonomy=TaxonomySettings(path=taxonomy_path))
+    )
+    # its frozen Predictions carry what the job reads; the Protocol merely spells them as attributes
+    return taxonomy, cast(SentencePredictor, classifier)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """I/O that a later try may get through: a DuckDB file held by another writer, a dropped
+    database connection, a network file system hiccup. A missing file or bad data is not."""
+    for cause in _causes(exc):
+        if isinstance(cause, duckdb.IOException):
+            return True
+        if isinstance(cause, OSError) and not isinstance(cause, _PERMANENT_OS_ERRORS):
+            return True
+        psycopg = sys.modules.get("psycopg")  # only loaded when the store is PostgreSQL
+        if psycopg is not None and isinstance(cause, psycopg.OperationalError):
+            return True
+    return False
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry only what `is_transient` calls transient: a bug or bad data fails the same way again."""
+    error = state.result(raise_on_failure=False)
+    return isinstance(error, BaseException) and is_transient(error)
+
+
+@task(
+    task_run_name="{kind} {start}..{end}",
+    retries=len(RETRY_DELAYS),
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
+def run_dates(
+    input_path: str,
+    start: date,
+    end: date,
+    config: str | None = None,
+    kind: RunKind = "backfill",
+    source_name: str | None = None,
+) -> JobCounts:
+    """Run the job over ``start..end`` of one export. Retrying is safe: a run replaces its dates in
+    one transaction, so a second try leaves exactly what one successful try leaves."""
+    settings = flow_settings(config)
+    taxonomy, model = get_model(settings)
+    summary = run_job(Path(input_path), settings, model, taxonomy, DateScope(start, end), kind, source_name)
+    return job_counts(summary)
+
+
+def job_counts(summary: RunSummary) -> JobCounts:
+    return {
+        "run_id": summary.run_id,
+        "status": summary.status,
+        "dates": [d.isoformat() for d in summary.partitions],
+        "rows_in": summary.rows_in,
+        "rows_published": summary.rows_published,
+        "rows_quarantined": summary.rows_quarantined,
+        "quarantine_reasons": dict(sorted(summary.quarantine_reasons.items())),
+    }

@@ -1,0 +1,141 @@
+"""Backfill as one run per date: the same tables as each date alone, and failures kept to their date."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from prefect.states import State
+
+from flows.backfill import DaskOptions, backfill, process_date
+from pipeline.store import table_specs
+from pipeline.taxonomy import Taxonomy
+from tests.conftest import table_snapshot
+from tests.flows.conftest import DAYS, POISON_DAY, VOLATILE, ChokingPredictor, artifact, child_runs, db_of
+
+
+def run_backfill(export: Path, config: Path, **options: Any) -> State[Any]:
+    state = backfill(DAYS[0], DAYS[-1], str(export), str(config), return_state=True, **options)
+    assert isinstance(state, State)
+    return state
+
+
+def test_backfill_gives_the_tables_of_each_date_alone(
+    use_model: Any, export: Path, config: Path, each_date_alone: dict[str, Any]
+) -> None:
+    state = run_backfill(export, config)
+    assert state.is_completed(), state.message
+    results = state.result()
+    assert [r["date"] for r in results] == [d.isoformat() for d in DAYS]
+    assert {r["state"] for r in results} == {"completed"}
+    assert table_snapshot(db_of(config), VOLATILE) == each_date_alone
+    # one visible child flow run per date
+    children = child_runs(state.state_details.flow_run_id)
+    assert [c.name for c in children] == [f"backfill-{d}" for d in DAYS]
+    assert all(c.state and c.state.is_completed() for c in children)
+    # the per-date counts reconcile, and the table artifact says what happened to each date
+    counts = [r["counts"] for r in results]
+    assert all(c["rows_in"] == c["rows_published"] + c["rows_quarantined"] for c in counts)
+    assert "2026-07-06" in str(artifact("backfill-dates").data)
+
+
+def test_a_failing_date_fails_only_its_own_run_and_can_be_rerun_alone(
+    use_model: Any, taxonomy: Taxonomy, export: Path, config: Path, each_date_alone: dict[str, Any]
+) -> None:
+    use_model(ChokingPredictor(taxonomy))
+    state = run_backfill(export, config)
+    assert state.is_failed()
+    assert "1 of 6 dates failed: 2026-07-04 (" in str(state.message)
+    children = child_runs(state.state_details.flow_run_id)
+    failed = [c.name for c in children if c.state and c.state.is_failed()]
+    completed = [c.name for c in children if c.state and c.state.is_completed()]
+    assert failed == [f"backfill-{POISON_DAY}"]
+    assert completed == [f"backfill-{d}" for d in DAYS if d != POISON_DAY]
+    con = duckdb.connect(str(db_of(config)), read_only=True)
+    try:
+        days = {d for (d,) in con.execute("SELECT DISTINCT response_date FROM responses").fetchall()}
+        runs = con.execute("SELECT status, count(*) FROM runs GROUP BY 1 ORDER BY 1").fetchall()
+    finally:
+        con.close()
+    assert days == set(DAYS) - {POISON_DAY}  # the failed date's transaction was rolled back
+    assert runs == [("failed", 1), ("succeeded", 5)]
+
+    # once the model is fixed, re-running that date alone completes the backfill: the same values;
+    # the rolling windows ending after it were recomputed by its run, so they carry its run id
+    use_model()
+    rerun = process_date(POISON_DAY, str(export), str(config), return_state=True)
+    assert rerun.is_completed()
+    windows = {"drivers": {"run_id"}, "driver_examples": {"run_id"}}
+    assert table_snapshot(db_of(config), {**VOLATILE, **windows}) == _without(each_date_alone, windows)
+
+
+def test_dask_fan_out_gives_the_same_tables(
+    use_model: Any, export: Path, config: Path, each_date_alone: dict[str, Any]
+) -> None:
+    # threads, so the workers see the stand-in model; with DuckDB the dates run one after another
+    state = run_backfill(export, config, fan_out="dask", dask=DaskOptions(workers=2, processes=False))
+    assert state.is_completed(), state.message
+    assert table_snapshot(db_of(config), VOLATILE) == each_date_alone
+
+
+def test_dask_fan_out_keeps_a_failure_to_its_date(
+    use_model: Any, taxonomy: Taxonomy, export: Path, config: Path
+) -> None:
+    use_model(ChokingPredictor(taxonomy))
+    state = run_backfill(export, config, fan_out="dask", dask=DaskOptions(workers=2, processes=False))
+    assert state.is_failed()
+    con = duckdb.connect(str(db_of(config)), read_only=True)
+    try:
+        days = {d for (d,) in con.execute("SELECT DISTINCT response_date FROM responses").fetchall()}
+    finally:
+        con.close()
+    assert days == set(DAYS) - {POISON_DAY}
+
+
+def test_deployments_fan_out_runs_one_deployment_run_per_date_in_order(
+    use_model: Any,
+    export: Path,
+    config: Path,
+    each_date_alone: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`run_deployment` needs a worker; here the date's flow runs in this process instead, so what is
+    checked is the fan-out around it: names, parameters, order with DuckDB, and the outcome."""
+    started: list[tuple[str, dict[str, Any]]] = []
+
+    class Finished:
+        def __init__(self, state: State[Any]) -> None:
+            self.id, self.state = state.state_details.flow_run_id, state
+
+    def fake_run_deployment(name: str, parameters: dict[str, Any], flow_run_name: str) -> Finished:
+        started.append((name, parameters))
+        return Finished(process_date(**parameters, return_state=True))
+
+    monkeypatch.setattr("flows.backfill.run_deployment", fake_run_deployment)
+    state = run_backfill(export, config, fan_out="deployments")
+    assert state.is_completed(), state.message
+    assert [name for name, _ in started] == ["process-date/process-date"] * len(DAYS)
+    assert [p["day"] for _, p in started] == [d.isoformat() for d in DAYS]
+    assert table_snapshot(db_of(config), VOLATILE) == each_date_alone
+
+
+def test_string_dates_from_the_cli_are_accepted() -> None:
+    """`prefect deployment run 'backfill/backfill' --param start=2026-07-01` sends text."""
+    params = backfill.validate_parameters(
+        {"start": "2026-07-01", "end": "2026-07-06", "input_path": "x.csv", "dask": {"workers": 3}}
+    )
+    assert params["start"] == DAYS[0] and params["end"] == DAYS[-1]
+    assert params["dask"] == DaskOptions(workers=3)
+
+
+def _without(snapshot: dict[str, list[tuple[Any, ...]]], skip: dict[str, set[str]]) -> dict[str, Any]:
+    """A snapshot taken with ``VOLATILE`` minus further columns of some tables."""
+    specs = table_specs()
+    result = dict(snapshot)
+    for table, columns in skip.items():
+        kept = [c for c in specs[table].column_names if c not in VOLATILE.get(table, set())]
+        keep = [i for i, c in enumerate(kept) if c not in columns]
+        result[table] = sorted((tuple(row[i] for i in keep) for row in snapshot[table]), key=repr)
+    return result
