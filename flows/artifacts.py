@@ -75,13 +75,14 @@ def count_rows(counts: JobCounts) -> list[dict[str, Any]]:
     return rows
 
 
-def drivers_markdown(drivers: list[dict[str, Any]], day: date) -> str:
+def drivers_markdown(drivers: list[dict[str, Any]], day: date, confidence: float = 0.95) -> str:
+    """The drivers as a table, then their example comments: what an analyst reads first."""
     start = _window_start(day)
     lines = [f"# Topics pulling NPS down, {start.isoformat()} .. {day.isoformat()}", ""]
     if not drivers:
         return "\n".join([*lines, "No topic lowers NPS in this window (or there are no responses)."])
     lines += [
-        "Impact = NPS − NPS without the topic's responses (95% interval); impacts of topics "
+        f"Impact = NPS − NPS without the topic's responses ({confidence:.0%} interval); impacts of topics "
         "mentioned together overlap and do not add up.",
         "",
         "| topic | responses | NPS | impact | interval |",
@@ -113,7 +114,8 @@ def publish_nightly_artifacts(config: str | None, day: date, counts: JobCounts) 
         nps = nps_rows(store, day, settings.nps.confidence)
         drivers = detractor_driver_rows(store, day)
     create_table_artifact(nps, key="nightly-nps", description=f"NPS for {day} and the 28 days to it")
-    create_markdown_artifact(drivers_markdown(drivers, day), key="nightly-drivers", description="Top drivers")
+    markdown = drivers_markdown(drivers, day, settings.nps.confidence)
+    create_markdown_artifact(markdown, key="nightly-drivers", description=f"Top drivers, 28 days to {day}")
     create_table_artifact(count_rows(counts), key="nightly-counts", description=f"Rows of {day}")
 
 
@@ -146,5 +148,7 @@ def _window_start(day: date) -> date:
     return day - timedelta(days=DRIVER_WINDOW_DAYS - 1)
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split()).replace("|", "｜")
+def _one_line(text: str, width: int = 120) -> str:
+    """A comment as one short line: line breaks and long comments would swamp the table above."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"

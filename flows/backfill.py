@@ -12,8 +12,11 @@ Where the dates run (``fan_out``):
 - ``dask``: one task run per date on a Dask cluster (``prefect_dask.DaskTaskRunner``): a
   LocalCluster of ``dask.workers`` workers, or an existing scheduler at ``dask.address``.
 
-A DuckDB file takes one writer process at a time, so with DuckDB the dates always run one after
-another, whatever the fan-out; they run in parallel only when ``store.url`` names PostgreSQL.
+Dates run one after another, oldest first, unless ``parallel`` is set, which needs PostgreSQL
+(``store.url``): a DuckDB file takes one writer process at a time. Two things to know before
+setting it. The job holds the store's write lock while it classifies, so parallel dates overlap
+their start-up and model loading, not their classification. And when one response id appears on
+two dates, the copy kept is the one whose date commits first, not the older one.
 """
 
 from __future__ import annotations
@@ -78,10 +81,12 @@ def backfill(
     source_name: str | None = None,
     fan_out: FanOut = "subflows",
     dask: DaskOptions | None = None,
+    parallel: bool = False,
 ) -> list[DateResult]:
     """Re-process ``start..end`` (inclusive) as one run per date; fails if any date failed."""
     days = DateScope(start, end).days()
-    parallel = flow_settings(config).store.url is not None
+    if parallel and (fan_out == "subflows" or flow_settings(config).store.url is None):
+        raise ValueError("parallel dates need fan_out 'deployments' or 'dask' and a PostgreSQL store.url")
     if fan_out == "subflows":
         states = [
             process_date(day, input_path, config, "backfill", source_name, return_state=True) for day in days
@@ -94,7 +99,8 @@ def backfill(
 
         results = [f.result() for f in _submit_in_order(submit, days, parallel)]
     else:
-        on_dask = backfill_on_dask.with_options(task_runner=(dask or DaskOptions()).task_runner())
+        runner = (dask or DaskOptions()).task_runner()
+        on_dask = backfill_on_dask.with_options(task_runner=runner, flow_run_name=f"dask-{start}-{end}")
         results = on_dask(days, input_path, config, source_name, parallel)
     publish_backfill_artifact(start, end, results)
     failed = [r for r in results if r["state"] != "completed"]

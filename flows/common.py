@@ -78,14 +78,14 @@ def input_for(template: str, day: date) -> Path:
     return Path(template.format(date=day)) if "{date" in template else Path(template)
 
 
+_model_lock = threading.Lock()
+
+
 def get_model(settings: Settings) -> tuple[Taxonomy, SentencePredictor]:
     """The taxonomy and model the settings name, loaded once per process (tests replace this)."""
     model = settings.model
     with _model_lock:
         return _load_model(model.path, model.encoder, model.cache_dir, model.threads, settings.taxonomy.path)
-
-
-_model_lock = threading.Lock()
 
 
 @functools.cache
@@ -117,12 +117,13 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The error and what it was raised from (``raise … from``), not what it merely interrupted."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         yield current
-        current = current.__cause__ or current.__context__
+        current = current.__cause__
 
 
 def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:

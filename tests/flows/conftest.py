@@ -106,10 +106,10 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def write_config(path: Path, db: Path) -> Path:
+def write_config(path: Path, db: Path, url: str | None = None, schema: str = "public") -> Path:
     """A settings file as a deployment would get it: the Japanese column mapping, a store of its own."""
     config = yaml.safe_load((REPO / "configs" / "pipeline.yaml").read_text(encoding="utf-8"))
-    config["store"] = {"duckdb_path": str(db)}
+    config["store"] = {"duckdb_path": str(db)} | ({"url": url, "postgres_schema": schema} if url else {})
     config["taxonomy"] = {"path": str(REPO / "configs" / "taxonomy.yaml")}
     path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     return path

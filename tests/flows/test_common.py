@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import psycopg
 import pytest
 from prefect.states import State
 
@@ -30,10 +31,21 @@ def _raised_from(cause: BaseException) -> StoreError:
         return exc
 
 
+def _raised_while_handling(first: BaseException) -> RuntimeError:
+    try:
+        try:
+            raise first
+        except OSError:
+            raise RuntimeError("a bug in the error handling") from None
+    except RuntimeError as exc:
+        return exc
+
+
 @pytest.mark.parametrize(
     ("error", "transient"),
     [
         (_raised_from(duckdb.IOException("Could not set lock on file")), True),
+        (_raised_from(psycopg.OperationalError("server closed the connection unexpectedly")), True),
         (ConnectionResetError("connection reset by peer"), True),
         (TimeoutError("timed out"), True),
         (FileNotFoundError("nps_20260701.csv"), False),
@@ -41,6 +53,7 @@ def _raised_from(cause: BaseException) -> StoreError:
         (InputError("input file x.csv does not exist"), False),
         (StoreError("table runs does not match schema version 3"), False),
         (RuntimeError("the model could not process a batch"), False),
+        (_raised_while_handling(ConnectionResetError()), False),
     ],
 )
 def test_only_transient_io_is_retried(error: BaseException, transient: bool) -> None:
