@@ -15,7 +15,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import RETRY_DELAYS, DateResult, JobCounts, flow_settings, retry_if_transient
-from pipeline.report import detractor_drivers, nps_by_period
+from pipeline.report import detractor_drivers, nps_by_period, one_line
 from pipeline.store import Store, open_store
 
 DRIVER_WINDOW_DAYS = 28
@@ -96,7 +96,7 @@ def drivers_markdown(drivers: list[dict[str, Any]], day: date, confidence: float
     for d in drivers:
         if d["examples"]:
             lines += ["", f"**{d['label']}** — detractors wrote:"]
-            lines += [f"- 「{_one_line(e)}」" for e in d["examples"]]
+            lines += [f"- 「{one_line(e, 120)}」" for e in d["examples"]]
     return "\n".join(lines)
 
 
@@ -146,9 +146,3 @@ def publish_backfill_artifact(start: date, end: date, results: list[DateResult])
 
 def _window_start(day: date) -> date:
     return day - timedelta(days=DRIVER_WINDOW_DAYS - 1)
-
-
-def _one_line(text: str, width: int = 120) -> str:
-    """A comment as one short line: line breaks and long comments would swamp the table above."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"

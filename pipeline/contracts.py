@@ -11,6 +11,22 @@ from pipeline.errors import ReasonCode, Stage
 from pipeline.normalize import PiiKind
 from pipeline.tokenize import Token
 
+# segment_value for responses whose segment cell was empty, in aggregates and driver tables
+BLANK_SEGMENT = "(blank)"
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """What every result row of a run is stamped with."""
+
+    run_id: str
+    config_hash: str
+    source_name: str
+    normalizer_version: str
+    dictionary_version: str
+    model_version: str
+    taxonomy_version: str
+
 
 class NpsCategory(StrEnum):
     PROMOTER = "promoter"  # 9-10

@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
 
+from pipeline.contracts import BLANK_SEGMENT, Lineage
 from pipeline.nps import nps_estimate, z_value
 from pipeline.regression import adjusted_effects
 from pipeline.settings import DriverSettings, Settings
@@ -50,21 +51,11 @@ from pipeline.store import Store
 from pipeline.taxonomy import Taxonomy
 from pipeline.terms import log_odds_arrays
 
-BLANK_SEGMENT = "(blank)"
 ALL = "all"
 ENDS_PER_BATCH = 31  # window ends computed together: bounds memory to about a month plus the window
 _SIMILAR = 0.5  # character-bigram Jaccard above which two example comments count as the same point
 
 Bool = NDArray[np.bool_]
-
-
-@dataclass(frozen=True, slots=True)
-class DriverLineage:
-    run_id: str
-    config_hash: str
-    model_version: str
-    taxonomy_version: str
-    dictionary_version: str
 
 
 @dataclass
@@ -108,7 +99,7 @@ def affected_range(partitions: Sequence[date], settings: DriverSettings) -> tupl
 
 
 def refresh_drivers(
-    store: Store, partitions: Sequence[date], settings: Settings, taxonomy: Taxonomy, lineage: DriverLineage
+    store: Store, partitions: Sequence[date], settings: Settings, taxonomy: Taxonomy, lineage: Lineage
 ) -> int:
     """Replace the driver tables for every window end the replaced partitions can affect.
 
@@ -331,7 +322,7 @@ def window_rows(
     settings: Settings,
     taxonomy: Taxonomy,
     volumes: VolumeSeries,
-    lineage: DriverLineage,
+    lineage: Lineage,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Driver, example and term rows of one window (every segment cell and topic)."""
     cfg = settings.drivers

@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 from pipeline import __version__
 from pipeline.classify import ResponseLabels, SentencePredictor, classify_chunk
-from pipeline.contracts import ProcessedResponse, QuarantinedRow, Response, Sentence
-from pipeline.drivers import DriverLineage, refresh_drivers
+from pipeline.contracts import BLANK_SEGMENT, Lineage, ProcessedResponse, QuarantinedRow, Response, Sentence
+from pipeline.drivers import refresh_drivers
 from pipeline.errors import ReasonCode, Stage
 from pipeline.ingest import RowValidator, SourceInfo, chunked, describe_source, read_records
 from pipeline.normalize import NORMALIZER_VERSION, MaskedText, clean_comment, split_sentences
@@ -35,7 +35,6 @@ from pipeline.taxonomy import Taxonomy
 from pipeline.tokenize import dictionary_version, noun_phrases, tokenize
 
 RunKind = Literal["run", "backfill", "nightly"]
-BLANK_SEGMENT = "(blank)"
 NOUN_PHRASE_POS = "名詞-句"
 STAGES = ("read_validate", "normalize", "tokenize", "classify", "write", "aggregate", "drivers")
 
@@ -91,17 +90,6 @@ class RunSummary:
     @property
     def rows_out_of_scope(self) -> int:
         return self.rows_read - self.rows_in
-
-
-@dataclass(frozen=True, slots=True)
-class Lineage:
-    run_id: str
-    config_hash: str
-    source_name: str
-    normalizer_version: str
-    dictionary_version: str
-    model_version: str
-    taxonomy_version: str
 
 
 def normalize_response(response: Response) -> tuple[MaskedText, list[str]]:
@@ -245,9 +233,7 @@ def _write_partitions(
         store.insert("topics", topic_rows(taxonomy))
         store.insert("nps_daily", nps_daily_rows(store, summary.partitions, settings, lineage))
     with _timed(summary, "drivers"):
-        driver_lineage = DriverLineage(lineage.run_id, lineage.config_hash, lineage.model_version,
-                                       lineage.taxonomy_version, lineage.dictionary_version)  # fmt: skip
-        refresh_drivers(store, summary.partitions, settings, taxonomy, driver_lineage)
+        refresh_drivers(store, summary.partitions, settings, taxonomy, lineage)
 
 
 def _quarantine_ids_published_elsewhere(store: Store, lineage: Lineage, summary: RunSummary) -> None:

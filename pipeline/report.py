@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any, Literal
 
-from pipeline.job import BLANK_SEGMENT, RunSummary
+from pipeline.contracts import BLANK_SEGMENT
+from pipeline.job import RunSummary
 from pipeline.nps import nps_estimate
 from pipeline.store import Store
 
@@ -240,7 +241,7 @@ def format_drivers(rows: list[dict[str, Any]], confidence: float = 0.95, example
         lines.append(table)
         for i, r in enumerate(group, start=1):
             for comment in r["examples"][:examples]:
-                lines.append(f"  {i}. 「{_shorten(comment, 80)}」")
+                lines.append(f"  {i}. 「{one_line(comment, 80)}」")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
@@ -252,7 +253,7 @@ def _flags(row: dict[str, Any]) -> str:
     return ",".join(names)
 
 
-def _shorten(text: str, width: int) -> str:
+def one_line(text: str, width: int) -> str:
     """One line of at most ``width`` characters: a comment's line breaks would break the table."""
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"

@@ -174,8 +174,15 @@ class Store(ABC):
         yield
 
     def column_types(self, table: str) -> list[tuple[str, str]]:
-        """(column, type) as the database reports them, in order."""
-        raise NotImplementedError
+        """(column, type) as the database reports them, in order (in the store's own schema)."""
+        return [
+            (name, kind)
+            for name, kind in self.query(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
+                [table],
+            )
+        ]
 
     def _ensure_schema(self) -> None:
         for spec in table_specs().values():
@@ -238,16 +245,6 @@ class DuckDBStore(Store):
 
     def close(self) -> None:
         self.con.close()
-
-    def column_types(self, table: str) -> list[tuple[str, str]]:
-        return [
-            (name, kind)
-            for name, kind in self.query(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_name = ? ORDER BY ordinal_position",
-                [table],
-            )
-        ]
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -346,16 +343,6 @@ class PostgresStore(Store):
             self.query(f'DROP VIEW "{view.name}" CASCADE')  # its columns may have changed
         self.query(f'CREATE VIEW "{view.name}" AS {view.sql}')
         self.query(f"COMMENT ON VIEW \"{view.name}\" IS '{marker}'")
-
-    def column_types(self, table: str) -> list[tuple[str, str]]:
-        return [
-            (name, kind)
-            for name, kind in self.query(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-                [self.schema, table],
-            )
-        ]
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

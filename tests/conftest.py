@@ -103,11 +103,9 @@ def table_snapshot(
     try:
         snapshot = {}
         for name, spec in table_specs().items():
-            cols = [c for c in spec.column_names if c not in skip.get(name, set())]
+            cols = [f'"{c}"' for c in spec.column_names if c not in skip.get(name, set())]
             if cols:
-                snapshot[name] = rows(
-                    f'SELECT {", ".join(f"{chr(34)}{c}{chr(34)}" for c in cols)} FROM "{name}"'
-                )
+                snapshot[name] = rows(f'SELECT {", ".join(cols)} FROM "{name}"')
         return snapshot
     finally:
         if con is not None:

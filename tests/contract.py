@@ -4,22 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.store import DuckDBStore, Store, table_specs
+from pipeline.store import Store, table_specs
 
 
 class _ReadOnly:
-    """A read-only DuckDB connection with the store's `query` interface."""
+    """A read-only DuckDB connection with the store's `query` and `column_types`."""
 
     dialect = "duckdb"
+    column_types = Store.column_types
 
     def __init__(self, con: Any) -> None:
         self.con = con
 
     def query(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
         return self.con.execute(sql, list(params)).fetchall()  # type: ignore[no-any-return]
-
-    def column_types(self, table: str) -> list[tuple[str, str]]:
-        return DuckDBStore.column_types(self, table)  # type: ignore[arg-type]
 
 
 def contract_violations(store_or_con: Store | Any) -> list[str]:
