@@ -72,6 +72,10 @@ def count_rows(counts: JobCounts) -> list[dict[str, Any]]:
         {"count": "quarantined", "value": counts["rows_quarantined"]},
     ]
     rows += [{"count": f"quarantined: {k}", "value": v} for k, v in counts["quarantine_reasons"].items()]
+    rows += [
+        {"count": "sentences classified by the model", "value": counts["predictions_computed"]},
+        {"count": "sentences from the inference cache", "value": counts["predictions_reused"]},
+    ]
     return rows
 
 
@@ -131,6 +135,7 @@ def backfill_rows(results: list[DateResult]) -> list[dict[str, Any]]:
                 "rows_in": counts["rows_in"] if counts else None,
                 "published": counts["rows_published"] if counts else None,
                 "quarantined": counts["rows_quarantined"] if counts else None,
+                "from_cache": counts["predictions_reused"] if counts else None,
                 "message": r["message"] or "",
             }
         )

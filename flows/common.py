@@ -42,6 +42,8 @@ class JobCounts(TypedDict):
     rows_published: int
     rows_quarantined: int
     quarantine_reasons: dict[str, int]
+    predictions_computed: int  # distinct sentences the model encoded
+    predictions_reused: int  # ... and those served from the inference cache instead
 
 
 class DateResult(TypedDict):
@@ -164,4 +166,6 @@ def job_counts(summary: RunSummary) -> JobCounts:
         "rows_published": summary.rows_published,
         "rows_quarantined": summary.rows_quarantined,
         "quarantine_reasons": dict(sorted(summary.quarantine_reasons.items())),
+        "predictions_computed": summary.predictions_computed,
+        "predictions_reused": summary.predictions_reused,
     }

@@ -26,6 +26,7 @@ from pipeline.classify import ResponseLabels, SentencePredictor, classify_chunk
 from pipeline.contracts import BLANK_SEGMENT, Lineage, ProcessedResponse, QuarantinedRow, Response, Sentence
 from pipeline.drivers import refresh_drivers
 from pipeline.errors import ReasonCode, Stage
+from pipeline.inference_cache import CachedPredictor
 from pipeline.ingest import RowValidator, SourceInfo, chunked, describe_source, read_records
 from pipeline.normalize import NORMALIZER_VERSION, MaskedText, clean_comment, split_sentences
 from pipeline.nps import CI_METHOD, nps_estimate
@@ -86,6 +87,8 @@ class RunSummary:
     rows_quarantined: int = 0
     quarantine_reasons: Counter[str] = field(default_factory=Counter)
     seconds_by_stage: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    predictions_computed: int = 0
+    predictions_reused: int = 0
 
     @property
     def rows_out_of_scope(self) -> int:
@@ -192,6 +195,7 @@ def _write_partitions(
     store.delete_where("quarantine", "response_date IS NULL AND run_id = ?", [lineage.run_id])
     clear(set(scope.days()))
 
+    cached = CachedPredictor(predictor, store if settings.model.inference_cache else None, lineage.run_id)
     validator = RowValidator(settings.source)
     records = read_records(source, settings.source)
     while True:
@@ -214,7 +218,7 @@ def _write_partitions(
         with _timed(summary, "tokenize"):
             processed = [tokenize_response(r, masked, sentences) for r, masked, sentences in normalized]
         with _timed(summary, "classify"):
-            labels = classify_chunk(processed, predictor, taxonomy, settings.model.batch_size)
+            labels = classify_chunk(processed, cached, taxonomy, settings.model.batch_size)
         with _timed(summary, "write"):
             clear(
                 {p.response.response_date for p in processed}
@@ -225,6 +229,8 @@ def _write_partitions(
         summary.rows_quarantined += len(rejected)
         summary.quarantine_reasons.update(q.reason.value for q in rejected)
 
+    summary.predictions_computed = cached.counts.computed
+    summary.predictions_reused = cached.counts.reused
     with _timed(summary, "write"):
         _quarantine_ids_published_elsewhere(store, lineage, summary)
     summary.partitions = sorted(cleared)
@@ -499,4 +505,6 @@ def _run_row(
         "dictionary_version": lineage.dictionary_version,
         "config_hash": lineage.config_hash,
         "error": error,
+        "predictions_computed": summary.predictions_computed,
+        "predictions_reused": summary.predictions_reused,
     }

@@ -136,6 +136,11 @@ def format_run_summary(
     if summary.quarantine_reasons:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.quarantine_reasons.items()))
         lines.append(f"  quarantined by reason: {reasons}")
+    if summary.predictions_computed or summary.predictions_reused:
+        lines.append(
+            f"  distinct sentences classified by the model {summary.predictions_computed}, "
+            f"reused from the inference cache {summary.predictions_reused}"
+        )
     seconds = sum(summary.seconds_by_stage.values())
     lines.append(f"  took {seconds:.1f} s")
     if summary.partitions:

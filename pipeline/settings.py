@@ -96,6 +96,8 @@ class ModelSettings(_Strict):
     cache_dir: Path | None = None  # encoder and default-model cache; $VOC_MODEL_CACHE or ~/.cache
     batch_size: int = Field(default=32, ge=1)
     threads: int | None = Field(default=None, ge=1)  # torch intra-op threads; default: all cores
+    # reuse predictions stored by (sentence hash, model version, taxonomy version) across runs
+    inference_cache: bool = True
 
 
 class TaxonomySettings(_Strict):

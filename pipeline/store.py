@@ -85,11 +85,14 @@ class TableSpec:
         return pa.schema([pa.field(c.name, _ARROW_TYPES[c.type], nullable=c.nullable) for c in self.columns])
 
     def create_sql(self, dialect: str = "duckdb") -> str:
-        types = _POSTGRES_DDL_TYPES if dialect == "postgresql" else {}
-        cols = ",\n  ".join(
-            f'"{c.name}" {types.get(c.type, c.type)}{"" if c.nullable else " NOT NULL"}' for c in self.columns
-        )
+        cols = ",\n  ".join(self.column_sql(c, dialect) for c in self.columns)
         return f'CREATE TABLE IF NOT EXISTS "{self.name}" (\n  {cols}\n)'
+
+    @staticmethod
+    def column_sql(column: ColumnSpec, dialect: str) -> str:
+        types = _POSTGRES_DDL_TYPES if dialect == "postgresql" else {}
+        not_null = "" if column.nullable else " NOT NULL"
+        return f'"{column.name}" {types.get(column.type, column.type)}{not_null}'
 
     def reported_columns(self, dialect: str) -> list[tuple[str, str]]:
         names = REPORTED_TYPES[dialect]
@@ -187,21 +190,39 @@ class Store(ABC):
     def _ensure_schema(self) -> None:
         for spec in table_specs().values():
             self.query(spec.create_sql(self.dialect))
-            if self.column_types(spec.name) != spec.reported_columns(self.dialect):
+            found = self.column_types(spec.name)
+            expected = spec.reported_columns(self.dialect)
+            if found != expected and self._can_add_columns(spec, found):
+                for column in spec.columns[len(found) :]:
+                    added = spec.column_sql(column, self.dialect)
+                    self.query(f'ALTER TABLE "{spec.name}" ADD COLUMN {added}')
+                found = self.column_types(spec.name)
+            if found != expected:
                 raise StoreError(
                     f"table {spec.name} in {self.location} does not match schema version "
                     f"{schema_version()} (it was written by another version); use a new database "
                     "file or schema and re-run or backfill into it"
                 )
-            self._index_partition(spec)
+            self._index_table(spec)
         for view in view_specs().values():
             self._create_view(view)
+
+    def _can_add_columns(self, spec: TableSpec, found: list[tuple[str, str]]) -> bool:
+        """A table from an older schema version that lacks only trailing nullable columns is
+        brought up to date in place; anything else needs a new database."""
+        expected = spec.reported_columns(self.dialect)
+        return (
+            0 < len(found) < len(expected)
+            and expected[: len(found)] == found
+            and all(c.nullable for c in spec.columns[len(found) :])
+        )
 
     def _create_view(self, view: ViewSpec) -> None:
         self.query(f'CREATE OR REPLACE VIEW "{view.name}" AS {view.sql}')
 
-    def _index_partition(self, spec: TableSpec) -> None:  # noqa: B027 - only PostgreSQL needs one
-        """DuckDB needs no index (its zone maps serve partition deletes); PostgreSQL does."""
+    def _index_table(self, spec: TableSpec) -> None:  # noqa: B027 - only PostgreSQL needs one
+        """DuckDB needs no index (its zone maps serve partition deletes and key lookups);
+        PostgreSQL does."""
 
     def delete_partitions(self, table: str, values: Iterable[date] | Iterable[str]) -> None:
         spec = table_specs()[table]
@@ -320,14 +341,15 @@ class PostgresStore(Store):
     # Opening a store must not wait for a running writer (a report during a backfill): CREATE
     # INDEX and CREATE OR REPLACE VIEW lock tables even when nothing changes, so they run only
     # when the catalog says they are missing or out of date.
-    def _index_partition(self, spec: TableSpec) -> None:
-        if spec.partition is None:
-            return
-        name = f"{spec.name}_by_{spec.partition}"
+    def _index_table(self, spec: TableSpec) -> None:
+        """Partitioned tables by their partition (deletes); the others by their key (lookups)."""
+        columns = (spec.partition,) if spec.partition else spec.key
+        name = f"{spec.name}_by_{'_'.join(columns)}"[:63]
         if not self.query(
             "SELECT 1 FROM pg_indexes WHERE schemaname = ? AND indexname = ?", [self.schema, name]
         ):
-            self.query(f'CREATE INDEX "{name}" ON "{spec.name}" ("{spec.partition}")')
+            quoted = ", ".join(f'"{c}"' for c in columns)
+            self.query(f'CREATE INDEX "{name}" ON "{spec.name}" ({quoted})')
 
     def _create_view(self, view: ViewSpec) -> None:
         marker = "voc:" + hashlib.sha256(view.sql.encode()).hexdigest()[:16]

@@ -157,15 +157,14 @@ def test_rerunning_one_date_recomputes_the_windows_it_touches(
     write_export: Callable[..., Path], tmp_path: Path, predictor: CuePredictor, taxonomy: Taxonomy
 ) -> None:
     from pipeline.job import DateScope
-    from tests.conftest import table_snapshot
+    from tests.conftest import VOLATILE, table_snapshot
 
     settings = make_settings(tmp_path / "voc.duckdb", drivers=DriverSettings(windows=[7, 28]))
     export = write_export("series.csv", _series_export(5, 0.5))
     run_job(export, settings, predictor, taxonomy)
-    volatile = {"runs": {"started_at", "finished_at", "seconds_by_stage"}}
-    before = table_snapshot(settings.store.duckdb_path, volatile | _lineage())
+    before = table_snapshot(settings.store.duckdb_path, VOLATILE | _lineage())
     run_job(export, settings, predictor, taxonomy, DateScope.single(date(2026, 8, 20)), kind="backfill")
-    after = table_snapshot(settings.store.duckdb_path, volatile | _lineage())
+    after = table_snapshot(settings.store.duckdb_path, VOLATILE | _lineage())
     after.pop("runs"), before.pop("runs")
     assert after == before
 

@@ -16,7 +16,7 @@ from pipeline.job import DateScope, run_job
 from pipeline.settings import Settings
 from pipeline.store import DuckDBStore, table_specs
 from pipeline.taxonomy import Taxonomy
-from tests.conftest import csv_text, make_settings, table_snapshot
+from tests.conftest import VOLATILE, csv_text, make_settings, table_snapshot
 from tests.contract import contract_violations
 from tests.fakes import CuePredictor
 
@@ -103,7 +103,6 @@ def test_no_pii_reaches_any_table(
 
 
 # Timings and the moment a run happened legitimately differ between executions.
-VOLATILE = {"runs": {"started_at", "finished_at", "seconds_by_stage"}}
 
 
 def test_rerun_leaves_every_table_identical(

@@ -17,7 +17,7 @@ from pipeline.job import DateScope, run_job
 from pipeline.settings import DriverSettings, Settings
 from pipeline.store import PostgresStore, open_store, table_specs
 from pipeline.taxonomy import Taxonomy, load_taxonomy
-from tests.conftest import REPO, SAMPLE_CSV, make_settings, table_snapshot
+from tests.conftest import REPO, RUN_STATS, SAMPLE_CSV, make_settings, table_snapshot
 from tests.contract import contract_violations
 from tests.fakes import CuePredictor
 
@@ -27,7 +27,7 @@ pytestmark = [
     pytest.mark.skipif(not URL, reason="VOC_TEST_POSTGRES_URL is not set (bash .ci/run sets it)"),
 ]
 ONE_WINDOW = DriverSettings(windows=[28])  # drivers included, one window keeps the tests quick
-VOLATILE = {name: {"run_id", "started_at", "finished_at", "seconds_by_stage"} for name in table_specs()}
+VOLATILE = {name: {"run_id"} | RUN_STATS for name in table_specs()}
 
 
 @pytest.fixture

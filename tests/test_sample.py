@@ -14,7 +14,7 @@ from pipeline.report import top_detractor_terms
 from pipeline.settings import DriverSettings
 from pipeline.store import DuckDBStore, table_specs
 from pipeline.taxonomy import Taxonomy
-from tests.conftest import SAMPLE_CSV, SAMPLE_PII, make_settings, table_snapshot
+from tests.conftest import RUN_STATS, SAMPLE_CSV, SAMPLE_PII, make_settings, table_snapshot
 from tests.contract import contract_violations
 from tests.fakes import CuePredictor
 
@@ -82,10 +82,7 @@ def test_cp932_copy_of_the_sample_gives_the_same_tables(
     b = make_settings(tmp_path / "b.duckdb", drivers=one_window)
     run_job(utf8, a, predictor, taxonomy, source_name="sample")
     run_job(sjis, b, predictor, taxonomy, source_name="sample")
-    lineage = {
-        name: {"run_id", "source_sha256", "started_at", "finished_at", "seconds_by_stage"}
-        for name in table_specs()
-    }
+    lineage = {name: {"run_id", "source_sha256"} | RUN_STATS for name in table_specs()}
     assert table_snapshot(a.store.duckdb_path, lineage) == table_snapshot(b.store.duckdb_path, lineage)
 
 

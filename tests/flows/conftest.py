@@ -34,7 +34,7 @@ from pipeline.classify import SentencePredictor
 from pipeline.job import DateScope, run_job
 from pipeline.settings import Settings
 from pipeline.taxonomy import Taxonomy
-from tests.conftest import REPO, csv_text, make_settings, table_snapshot
+from tests.conftest import REPO, VOLATILE, csv_text, make_settings, table_snapshot
 from tests.fakes import CuePredictor
 
 # Six days of responses. Cue words steer the stand-in model; R01 comes back on 7/3 (a duplicate
@@ -60,8 +60,6 @@ ROWS = [
 ]
 DAYS = [date(2026, 7, d) for d in range(1, 7)]
 POISON_DAY = date(2026, 7, 4)
-# timings and the moment a run happened differ between executions of the same run
-VOLATILE = {"runs": {"started_at", "finished_at", "seconds_by_stage"}}
 
 
 class ChokingPredictor(CuePredictor):

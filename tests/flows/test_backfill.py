@@ -58,6 +58,37 @@ def test_backfill_gives_the_tables_of_each_date_alone(
     assert "2026-07-06" in str(artifact("backfill-dates").data)
 
 
+def test_a_second_backfill_is_served_from_the_inference_cache(
+    use_model: Any, taxonomy: Taxonomy, export: Path, config: Path, each_date_alone: dict[str, Any]
+) -> None:
+    model = use_model(CuePredictor(taxonomy))
+    first = run_backfill(export, config)
+    assert first.is_completed(), first.message
+    encoded = sum(model.calls)
+    computed = sum(r["counts"]["predictions_computed"] for r in first.result())
+    # sentences that repeat on a later date were reused already by the first backfill
+    distinct_per_date = computed + sum(r["counts"]["predictions_reused"] for r in first.result())
+    assert encoded == computed > 0
+
+    second = run_backfill(export, config)
+    assert second.is_completed(), second.message
+    assert sum(model.calls) == encoded  # the model saw no sentence again
+    counts = [r["counts"] for r in second.result()]
+    assert sum(c["predictions_computed"] for c in counts) == 0
+    assert sum(c["predictions_reused"] for c in counts) == distinct_per_date
+    assert table_snapshot(db_of(config), VOLATILE) == each_date_alone
+
+    # a new model version misses the cache: every sentence is computed again, by the new model
+    class RetrainedModel(CuePredictor):
+        model_version = "cue-test-2"
+
+    retrained = use_model(RetrainedModel(taxonomy))
+    third = run_backfill(export, config)
+    assert third.is_completed(), third.message
+    assert sum(retrained.calls) == computed
+    assert sum(r["counts"]["predictions_computed"] for r in third.result()) == computed
+
+
 def test_a_failing_date_fails_only_its_own_run_and_can_be_rerun_alone(
     use_model: Any, taxonomy: Taxonomy, export: Path, config: Path, each_date_alone: dict[str, Any]
 ) -> None:

@@ -148,8 +148,14 @@ def test_nps_rows_and_counts(store_path: Path) -> None:
         "rows_published": 3,
         "rows_quarantined": 2,
         "quarantine_reasons": {"bad_score": 2},
+        "predictions_computed": 4,
+        "predictions_reused": 1,
     }
-    assert count_rows(counts)[-1] == {"count": "quarantined: bad_score", "value": 2}  # type: ignore[arg-type]
+    assert count_rows(counts)[3:] == [  # type: ignore[arg-type]
+        {"count": "quarantined: bad_score", "value": 2},
+        {"count": "sentences classified by the model", "value": 4},
+        {"count": "sentences from the inference cache", "value": 1},
+    ]
 
 
 def _table_artifact(key: str) -> list[dict[str, Any]]:
