@@ -76,6 +76,7 @@ _PII_PATTERNS: list[tuple[PiiKind, re.Pattern[str]]] = [
     (PiiKind.ID, re.compile(rf"{_NOT_AFTER}\d{{7,}}{_NOT_BEFORE}")),
 ]
 
+_DIGIT = re.compile(r"\d")  # the same digits the patterns' \d matches
 _POSTCODE_AFTER_LABEL = re.compile(r"(?P<keep>郵便番号[\s:：は]*)\d{7}(?![0-9])")
 
 # Characters that Unicode-to-Shift_JIS conversions map differently (the "wave dash problem"):
@@ -114,9 +115,16 @@ def mask_pii(text: str) -> MaskedText:
 
         return replace
 
-    text = _POSTCODE_AFTER_LABEL.sub(masker(PiiKind.POSTCODE), text)
+    # Most comments hold no digit, "@" or web address: skip the patterns that could not match
+    # (masking adds none of these, so the result is the same as running every pattern).
+    has_digit = _DIGIT.search(text) is not None
+    lowered = text.lower()
+    has_url = "http" in lowered or "www." in lowered
+    if has_digit:
+        text = _POSTCODE_AFTER_LABEL.sub(masker(PiiKind.POSTCODE), text)
     for kind, pattern in _PII_PATTERNS:
-        text = pattern.sub(masker(kind), text)
+        if has_digit or (kind is PiiKind.URL and has_url) or (kind is PiiKind.EMAIL and "@" in text):
+            text = pattern.sub(masker(kind), text)
     return MaskedText(text=text, pii_kinds=tuple(sorted(found)))
 
 

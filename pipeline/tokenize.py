@@ -69,21 +69,56 @@ def clean_lemma(lemma: str | None, surface: str) -> str:
 
 
 def tokenize(text: str) -> list[Token]:
+    """The sentence's tokens.
+
+    Surveys repeat sentences (「特になし」) and use a few thousand distinct words, so both are
+    remembered per process: a repeated sentence is not parsed again, and each (surface,
+    feature) pair becomes a `Token` once. Both memories are bounded.
+    """
+    known = _SENTENCES.get(text)
+    if known is not None:
+        return list(known)
     tokens: list[Token] = []
     for word in get_tagger()(text):
-        feature = word.feature
-        lemma = clean_lemma(feature.lemma, word.surface)
-        pos1 = feature.pos1 or ""
-        pos2 = feature.pos2 or ""
-        is_content = (
-            pos1 in _CONTENT_POS
-            and pos2 not in _EXCLUDED_POS2
-            and lemma not in _STOP_LEMMAS
-            and word.surface not in PLACEHOLDERS
-            and not _is_noise(lemma)
-        )
-        tokens.append(Token(word.surface, lemma, f"{pos1}-{pos2}", is_content))
+        key = (word.surface, word.feature_raw)
+        token = _TOKENS.get(key)
+        if token is None:
+            if len(_TOKENS) >= _TOKEN_CACHE_LIMIT:
+                _TOKENS.clear()
+            token = _TOKENS[key] = _make_token(word)
+        tokens.append(token)
+    if len(_SENTENCES) >= _SENTENCE_CACHE_LIMIT:
+        _SENTENCES.clear()
+    _SENTENCES[text] = tuple(tokens)
     return tokens
+
+
+_TOKENS: dict[tuple[str, str], Token] = {}
+_TOKEN_CACHE_LIMIT = 200_000
+_SENTENCES: dict[str, tuple[Token, ...]] = {}
+_SENTENCE_CACHE_LIMIT = 50_000
+
+
+def _make_token(word: fugashi.UnidicNode) -> Token:
+    raw = word.feature_raw
+    if '"' in raw:  # a quoted CSV field (the lemma of ","): let fugashi parse it
+        feature = word.feature
+        pos1, pos2, lemma = feature.pos1 or "", feature.pos2 or "", feature.lemma
+    else:  # UniDic's fields: pos1, pos2, pos3, pos4, cType, cForm, lForm, lemma, ...
+        fields = raw.split(",", 8)
+        pos1 = fields[0]
+        pos2 = fields[1] if len(fields) > 1 else ""
+        lemma = fields[7] if len(fields) > 7 else None  # unknown words have no lemma
+    surface = word.surface
+    lemma = clean_lemma(lemma, surface)
+    is_content = (
+        pos1 in _CONTENT_POS
+        and pos2 not in _EXCLUDED_POS2
+        and lemma not in _STOP_LEMMAS
+        and surface not in PLACEHOLDERS
+        and not _is_noise(lemma)
+    )
+    return Token(surface, lemma, f"{pos1}-{pos2}", is_content)
 
 
 def content_lemmas(tokens: list[Token]) -> list[str]:

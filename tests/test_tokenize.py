@@ -1,8 +1,23 @@
 """Tokenization on real fugashi + unidic-lite output (written against unidic-lite 1.0.8)."""
 
+import csv
+
 import pytest
 
-from pipeline.tokenize import clean_lemma, content_lemmas, dictionary_version, get_tagger, tokenize
+from pipeline.normalize import PLACEHOLDERS
+from pipeline.tokenize import (
+    _CONTENT_POS,
+    _EXCLUDED_POS2,
+    _STOP_LEMMAS,
+    Token,
+    _is_noise,
+    clean_lemma,
+    content_lemmas,
+    dictionary_version,
+    get_tagger,
+    tokenize,
+)
+from tests.conftest import SAMPLE_CSV
 
 
 def test_tokens_carry_surface_lemma_and_pos() -> None:
@@ -49,3 +64,32 @@ def test_dictionary_version_is_recorded() -> None:
 )
 def test_clean_lemma(lemma: str | None, surface: str, expected: str) -> None:
     assert clean_lemma(lemma, surface) == expected
+
+
+def _token_from_parsed_features(word) -> Token:  # type: ignore[no-untyped-def]
+    """The slow, obviously right way: fugashi's own parse of every feature field."""
+    feature = word.feature
+    lemma = clean_lemma(feature.lemma, word.surface)
+    pos1, pos2 = feature.pos1 or "", feature.pos2 or ""
+    is_content = (
+        pos1 in _CONTENT_POS
+        and pos2 not in _EXCLUDED_POS2
+        and lemma not in _STOP_LEMMAS
+        and word.surface not in PLACEHOLDERS
+        and not _is_noise(lemma)
+    )
+    return Token(word.surface, lemma, f"{pos1}-{pos2}", is_content)
+
+
+def test_reused_tokens_match_fugashis_own_feature_parse() -> None:
+    """Tokens are built from the raw feature string and cached; on every sample comment, and on
+    quoted fields (the lemma of ","), unknown words and placeholders, they equal the tokens built
+    from fugashi's parsed features."""
+    with SAMPLE_CSV.open(encoding="utf-8", newline="") as handle:
+        texts = [row["ご意見・ご感想"] or "" for row in csv.DictReader(handle)]
+    texts += ['a,b,"c"です', "，、。", "ｱﾌﾟﾘﾟﾟが落ちる", "𠮷野家ゞゞ", "[PHONE]に電話", "😀👍 wwww"]
+    tagger = get_tagger()
+    for text in texts:
+        expected = [_token_from_parsed_features(word) for word in tagger(text)]
+        assert tokenize(text) == expected, text
+        assert tokenize(text) == expected, text  # again, from the cache
