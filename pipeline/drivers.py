@@ -27,7 +27,7 @@ the dates one by one.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -70,6 +70,23 @@ class TopicLevel:
     score: NDArray[np.float64]
 
 
+@dataclass(frozen=True)
+class Coded:
+    """A categorical column as integer codes into ``names`` (sorted in string order)."""
+
+    codes: NDArray[np.int64]
+    names: list[str]
+
+    @classmethod
+    def of(cls, values: NDArray[Any]) -> Coded:
+        levels, inverse = np.unique(values, return_inverse=True)
+        names = [str(v) for v in levels]
+        order = sorted(range(len(names)), key=names.__getitem__)
+        recode = np.empty(len(order), dtype=np.int64)
+        recode[order] = np.arange(len(order))
+        return cls(recode[inverse.reshape(-1)], [names[j] for j in order])
+
+
 @dataclass
 class WindowData:
     """Response-level arrays for the responses of a date span."""
@@ -80,13 +97,29 @@ class WindowData:
     promoter: Bool
     has_comment: Bool
     log_chars: NDArray[np.float64]
-    month: NDArray[np.int64]
-    segments: dict[str, NDArray[Any]]
+    month: Coded
+    segments: dict[str, Coded]
     levels: list[TopicLevel]
     comments: dict[str, str]  # detractors that mention a topic: their masked comment
-    bigrams: dict[str, frozenset[str]]  # the same comments as character-bigram sets
     terms: sparse.csr_matrix  # terms × responses, 1 where the response's comment uses the term
     term_names: list[tuple[str, str]]  # (term_kind, term)
+    id_rank: NDArray[np.int64]  # position of each response id in sorted order (ties in examples)
+    seeded: dict[int, list[int]] = field(default_factory=dict)  # term → leaf columns it seeds (memo)
+    _bigrams: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def bigrams(self, response_id: str) -> frozenset[str]:
+        """The response's comment as a set of character bigrams, made when first asked for:
+        only the few comments examined as examples ever need one."""
+        grams = self._bigrams.get(response_id)
+        if grams is None:
+            text = self.comments.get(response_id)
+            grams = (
+                frozenset()
+                if text is None
+                else frozenset(text[j : j + 2] for j in range(max(len(text) - 1, 1)))
+            )
+            self._bigrams[response_id] = grams
+        return grams
 
 
 def affected_range(partitions: Sequence[date], settings: DriverSettings) -> tuple[date, date] | None:
@@ -134,6 +167,7 @@ def refresh_drivers(
         for table, table_rows in rows.items():
             store.insert(table, table_rows)
         written += len(rows["drivers"])
+        del data, rows  # before the next batch loads: one batch's data in memory at a time
     return written
 
 
@@ -189,17 +223,27 @@ def load_window_data(
             [start, end],
         )
     )
-    term_index: dict[tuple[str, str], int] = {}
-    cells_i, cells_j = [], []
-    for response_id, kind, term in store.query(
-        "SELECT response_id, term_kind, term FROM terms WHERE response_date BETWEEN ? AND ? ORDER BY 2, 3",
-        [start, end],
-    ):
-        if response_id in index:
-            cells_i.append(index[response_id])
-            cells_j.append(term_index.setdefault((kind, term), len(term_index)))
+    # terms × responses as integer pairs: a window of 100,000 responses has millions of term rows
+    distinct_terms = "SELECT DISTINCT term_kind, term FROM terms WHERE response_date BETWEEN ? AND ?"
+    term_names = [(kind, term) for kind, term in store.query(f"{distinct_terms} ORDER BY 1, 2", [start, end])]
+    response_i, term_j = store.query_integers(
+        f"""
+        WITH names AS (
+            SELECT term_kind, term, row_number() OVER (ORDER BY term_kind, term) - 1 AS j
+            FROM ({distinct_terms}) d
+        ), ids AS (
+            SELECT response_id, row_number() OVER (ORDER BY response_id) - 1 AS i  -- as `rows` above
+            FROM responses WHERE response_date BETWEEN ? AND ?
+        )
+        SELECT ids.i, names.j FROM terms t
+        JOIN ids ON ids.response_id = t.response_id
+        JOIN names ON names.term_kind = t.term_kind AND names.term = t.term
+        WHERE t.response_date BETWEEN ? AND ?
+        """,
+        [start, end] * 3,
+    )
     term_matrix = sparse.csr_matrix(
-        (np.ones(len(cells_i)), (cells_j, cells_i)), shape=(len(term_index), n), dtype=np.float64
+        (np.ones(len(response_i)), (term_j, response_i)), shape=(len(term_names), n), dtype=np.float64
     )
     days = np.array([r[1].toordinal() for r in rows], dtype=np.int64)
     return WindowData(
@@ -209,14 +253,21 @@ def load_window_data(
         promoter=category == "promoter",
         has_comment=np.array([bool(r[3]) for r in rows], dtype=bool),
         log_chars=np.log1p(np.array([r[4] for r in rows], dtype=np.float64)),
-        month=np.array([r[1].year * 12 + r[1].month for r in rows], dtype=np.int64),
-        segments=segments,
+        month=Coded.of(np.array([r[1].year * 12 + r[1].month for r in rows], dtype=np.int64)),
+        segments={name: Coded.of(values) for name, values in segments.items()},
         levels=[leaf, parent] if parents else [leaf],
         comments=comments,
-        bigrams={k: frozenset(v[j : j + 2] for j in range(max(len(v) - 1, 1))) for k, v in comments.items()},
         terms=term_matrix,
-        term_names=list(term_index),
+        term_names=term_names,
+        id_rank=_ranks(ids),
     )
+
+
+def _ranks(ids: NDArray[Any]) -> NDArray[np.int64]:
+    """Rank of each id in Python's string order (the store's ORDER BY may collate differently)."""
+    ranks = np.empty(len(ids), dtype=np.int64)
+    ranks[sorted(range(len(ids)), key=lambda i: ids[i])] = np.arange(len(ids))
+    return ranks
 
 
 def _empty_level(name: str, ids: list[str], parents: list[str | None], n: int) -> TopicLevel:
@@ -343,14 +394,12 @@ def window_rows(
         overall = nps_estimate(promoters, n - promoters - detractors, detractors, settings.nps.confidence)
         for level in data.levels:
             adjusted = _adjusted(data, selected, level, segment_name, window, cfg, z)
+            counts = _LevelCounts.of(data, selected, level)
             for k, topic_id in enumerate(level.ids):
-                mentioning = selected & level.mention[:, k]
-                n_t = int(mentioning.sum())
+                n_t = int(counts.mentions[k])
                 if n_t == 0:
                     continue
-                row = _driver_row(
-                    data, mentioning, level, k, n, promoters, detractors, settings.nps.confidence
-                )
+                row = _driver_row(counts, k, n, promoters, detractors, settings.nps.confidence)
                 row.update(cell)
                 row.update(topic_id=topic_id, topic_level=level.name, parent_topic_id=level.parents[k],
                            nps_all=overall.nps)  # fmt: skip
@@ -364,7 +413,9 @@ def window_rows(
                 )
                 pulls_down = row["impact"] is not None and row["impact"] < 0
                 chosen = (
-                    _examples(data, mentioning & data.detractor, level, k, cfg.examples) if pulls_down else []
+                    _examples(data, selected & data.detractor & level.mention[:, k], level, k, cfg.examples)
+                    if pulls_down and counts.detractors[k]
+                    else []
                 )
                 row["example_response_ids"] = ",".join(data.ids[i] for i in chosen)
                 for rank, i in enumerate(chosen, start=1):
@@ -393,19 +444,38 @@ def window_rows(
 
 def _cells(data: WindowData, in_window: Bool) -> Iterator[tuple[tuple[str, str], Bool]]:
     yield (ALL, ALL), in_window
-    for name, values in data.segments.items():
-        for value in sorted(set(values[in_window])):
-            yield (name, value), in_window & (values == value)
+    for name, coded in data.segments.items():
+        for code in np.unique(coded.codes[in_window]):
+            yield (name, coded.names[code]), in_window & (coded.codes == code)
+
+
+@dataclass(frozen=True)
+class _LevelCounts:
+    """Per topic of a level, within a segment cell: mentions, and among them detractors,
+    promoters and negative mentions (one pass over the cell for all topics at once)."""
+
+    mentions: NDArray[np.int64]
+    detractors: NDArray[np.int64]
+    promoters: NDArray[np.int64]
+    negative: NDArray[np.int64]
+
+    @classmethod
+    def of(cls, data: WindowData, selected: Bool, level: TopicLevel) -> _LevelCounts:
+        rows = np.flatnonzero(selected)
+        mention = level.mention[rows]
+        return cls(
+            mention.sum(axis=0),
+            mention[data.detractor[rows]].sum(axis=0),
+            mention[data.promoter[rows]].sum(axis=0),
+            (mention & level.negative[rows]).sum(axis=0),
+        )
 
 
 def _driver_row(
-    data: WindowData, mentioning: Bool, level: TopicLevel, k: int,
-    n: int, promoters: int, detractors: int, confidence: float,
-) -> dict[str, Any]:  # fmt: skip
+    counts: _LevelCounts, k: int, n: int, promoters: int, detractors: int, confidence: float
+) -> dict[str, Any]:
     z = z_value(confidence)
-    n_t = int(mentioning.sum())
-    d_t = int((mentioning & data.detractor).sum())
-    p_t = int((mentioning & data.promoter).sum())
+    n_t, d_t, p_t = int(counts.mentions[k]), int(counts.detractors[k]), int(counts.promoters[k])
     rest = (promoters - p_t, (n - n_t) - (promoters - p_t) - (detractors - d_t), detractors - d_t)
     n_rest = n - n_t
     est = nps_estimate(p_t, n_t - p_t - d_t, d_t, confidence)
@@ -420,7 +490,7 @@ def _driver_row(
         "nps_mentioning_ci_low": est.ci_low,
         "nps_mentioning_ci_high": est.ci_high,
         "nps_rest": 100.0 * (rest[0] - rest[2]) / n_rest if n_rest else None,
-        "negative_mention_share": float((mentioning & level.negative[:, k]).sum()) / n_t,
+        "negative_mention_share": float(counts.negative[k]) / n_t,
         "detractor_share": d_t / detractors if detractors else None,
     }
     rate = wilson_interval(d_t, n_t, z)
@@ -467,11 +537,11 @@ def _adjusted(
     if not topic_columns:
         return {}
     controls = [data.has_comment[rows].astype(np.float64), data.log_chars[rows] - data.log_chars[rows].mean()]
-    for name, values in data.segments.items():
+    for name, coded in data.segments.items():
         if name != segment_name:
-            controls.extend(_dummies(values[rows]))
+            controls.extend(_dummies(coded, rows))
     if window > 31:
-        controls.extend(_dummies(data.month[rows]))
+        controls.extend(_dummies(data.month, rows))
     x = np.column_stack([np.ones(len(rows)), mention[:, topic_columns].astype(np.float64), *controls])
     x = x[:, [0, *[j for j in range(1, x.shape[1]) if np.ptp(x[:, j]) > 0]]]  # constant controls add nothing
     positions = list(range(1, len(topic_columns) + 1))
@@ -493,13 +563,14 @@ def _adjusted(
     return result
 
 
-def _dummies(values: NDArray[Any]) -> list[NDArray[np.float64]]:
-    """Indicator columns for every value but the most common (the reference level)."""
-    counts: dict[Any, int] = {}
-    for v in values:
-        counts[v] = counts.get(v, 0) + 1
-    reference = min(counts, key=lambda v: (-counts[v], str(v)))
-    return [(values == v).astype(np.float64) for v in sorted(counts, key=str) if v != reference]
+def _dummies(coded: Coded, rows: NDArray[np.int64]) -> list[NDArray[np.float64]]:
+    """Indicator columns over ``rows`` for every value present but the most common (the reference
+    level; ties go to the first in string order), in string order."""
+    codes = coded.codes[rows]
+    counts = np.bincount(codes, minlength=len(coded.names))
+    present = [j for j in range(len(coded.names)) if counts[j]]
+    reference = min(present, key=lambda j: (-counts[j], coded.names[j]))
+    return [(codes == j).astype(np.float64) for j in present if j != reference]
 
 
 def _volume_change(
@@ -546,14 +617,13 @@ def _examples(data: WindowData, candidates: Bool, level: TopicLevel, k: int, lim
     highest topic score), skipping any too similar to one already chosen."""
     if limit == 0:
         return []
-    order = sorted(
-        np.flatnonzero(candidates),
-        key=lambda i: (not level.negative[i, k], -level.score[i, k], data.ids[i]),
-    )
+    rows = np.flatnonzero(candidates)
+    # np.lexsort sorts by its last key first: negative about the topic, then score, then id
+    order = rows[np.lexsort((data.id_rank[rows], -level.score[rows, k], ~level.negative[rows, k]))]
     chosen: list[int] = []
     shingles: list[frozenset[str]] = []
     for i in order:
-        grams = data.bigrams.get(data.ids[i])
+        grams = data.bigrams(data.ids[i])
         if not grams:
             continue
         if any(len(grams & other) / max(len(grams | other), 1) > _SIMILAR for other in shingles):
@@ -583,14 +653,16 @@ def _term_rows(
     y_p = terms_t @ (selected & data.promoter).astype(np.float64)
     delta, z = log_odds_arrays(y_d, y_p, background)
     screened = np.flatnonzero(np.nan_to_num(z, nan=-np.inf) > z_crit)
-    top = sorted(screened, key=lambda j: (-z[j], data.term_names[j]))[: cfg.terms_per_cell]
+    top = sorted((int(j) for j in screened), key=lambda j: (-z[j], data.term_names[j]))[: cfg.terms_per_cell]
     leaf = data.levels[0]
     result = []
     for rank, j in enumerate(top, start=1):
         kind, term = data.term_names[j]
-        row = terms_t.getrow(j)
-        users = row.indices[selected[row.indices]]
-        topic, coverage, share = _covering_topic(kind, term, leaf, users, taxonomy)
+        used_by = terms_t.indices[terms_t.indptr[j] : terms_t.indptr[j + 1]]
+        users = used_by[selected[used_by]]
+        if j not in data.seeded:
+            data.seeded[j] = _seeded_topics(kind, term, leaf, taxonomy)
+        topic, coverage, share = _covering_topic(data.seeded[j], leaf, users)
         result.append({
             **cell, "term_kind": kind, "term": term, "rank": rank, "responses_using": int(background[j]),
             "detractor_responses": int(y_d[j]), "promoter_responses": int(y_p[j]),
@@ -600,18 +672,22 @@ def _term_rows(
     return result
 
 
+def _seeded_topics(kind: str, term: str, leaf: TopicLevel, taxonomy: Taxonomy) -> list[int]:
+    """Leaf columns with a seed term equal to the term (or inside a noun phrase)."""
+    return [
+        k for k, topic_id in enumerate(leaf.ids)
+        if any(seed == term or (kind == "noun_phrase" and seed in term)
+               for seed in taxonomy.seed_lemmas[topic_id])
+    ]  # fmt: skip
+
+
 def _covering_topic(
-    kind: str, term: str, leaf: TopicLevel, users: NDArray[np.int64], taxonomy: Taxonomy
+    seeded: list[int], leaf: TopicLevel, users: NDArray[np.int64]
 ) -> tuple[str | None, str, float | None]:
     """A topic covers a term when the term is (or contains) one of its seed terms, or when at
     least half the responses that use the term mention it."""
     mentions = leaf.mention[users].sum(axis=0) if len(users) else np.zeros(len(leaf.ids))
     shares = mentions / max(len(users), 1)
-    seeded = [
-        k for k, topic_id in enumerate(leaf.ids)
-        if any(seed == term or (kind == "noun_phrase" and seed in term)
-               for seed in taxonomy.seed_lemmas[topic_id])
-    ]  # fmt: skip
     if seeded:
         k = max(seeded, key=lambda k: (shares[k], -k))
         return leaf.ids[k], "seed_term", float(shares[k])

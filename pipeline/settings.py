@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pipeline.errors import ConfigError
 
 ENV_PREFIX = "VOC__"
+DUCKDB_MEMORY_LIMIT = "512MB"
+_MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?)?B", re.IGNORECASE)
 DEFAULT_CONFIG_PATH = Path("configs/pipeline.yaml")
 
 
@@ -74,9 +77,18 @@ class SourceSettings(_Strict):
 
 class StoreSettings(_Strict):
     duckdb_path: Path = Path("output/voc.duckdb")
+    # DuckDB's working memory (a run's uncommitted rows, query buffers); beyond it, it spills to disk
+    duckdb_memory_limit: str = DUCKDB_MEMORY_LIMIT
     # a SQLAlchemy URL (postgresql+psycopg://user@host:5432/db) puts the tables in PostgreSQL instead
     url: str | None = None
     postgres_schema: str = "public"
+
+    @field_validator("duckdb_memory_limit")
+    @classmethod
+    def _memory_size(cls, value: str) -> str:
+        if not _MEMORY_SIZE.fullmatch(value.strip()):
+            raise ValueError(f"{value!r} is not a memory size such as 512MB or 2GB")
+        return value.strip()
 
     @field_validator("postgres_schema")
     @classmethod
@@ -98,6 +110,8 @@ class ModelSettings(_Strict):
     threads: int | None = Field(default=None, ge=1)  # torch intra-op threads; default: all cores
     # reuse predictions stored by (sentence hash, model version, taxonomy version) across runs
     inference_cache: bool = True
+    # fast: Japanese vocabulary + ONNX Runtime int8 (models/fast_encoder.py); reference: PyTorch float32
+    inference: Literal["fast", "reference"] = "fast"
 
 
 class TaxonomySettings(_Strict):

@@ -26,10 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import yaml
+from numpy.typing import NDArray
 
 from pipeline.errors import StoreError
+from pipeline.settings import DUCKDB_MEMORY_LIMIT
 
 if TYPE_CHECKING:
     from pipeline.settings import StoreSettings
@@ -57,6 +60,7 @@ REPORTED_TYPES: dict[str, dict[str, str]] = {
     },
 }
 _POSTGRES_DDL_TYPES = {"DOUBLE": "DOUBLE PRECISION"}
+_FETCH_ROWS = 100_000  # rows turned into Python objects at a time by PostgresStore.query_integers
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +172,11 @@ class Store(ABC):
         """Run portable SQL with ``?`` placeholders and return every row."""
 
     @abstractmethod
+    def query_integers(self, sql: str, params: Sequence[Any] = ()) -> list[NDArray[np.int64]]:
+        """Run SQL whose columns are all integers; return one array per column, without making a
+        Python object per row (for results of millions of rows)."""
+
+    @abstractmethod
     def insert(self, table: str, rows: Sequence[dict[str, Any]]) -> None: ...
 
     @abstractmethod
@@ -247,12 +256,14 @@ class DuckDBStore(Store):
 
     dialect = "duckdb"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, memory_limit: str = DUCKDB_MEMORY_LIMIT) -> None:
         self.path = path
         self.location = str(path.resolve())
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.con = duckdb.connect(str(path))
+            # A run's rows stay uncommitted until it ends; past the limit DuckDB spills them to
+            # <file>.tmp instead of holding every chunk in memory (its default is 80% of RAM).
+            self.con = duckdb.connect(str(path), config={"memory_limit": memory_limit})
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise StoreError(
@@ -281,16 +292,18 @@ class DuckDBStore(Store):
         if not rows:
             return
         spec = table_specs()[table]
-        arrow_rows = to_arrow(spec, rows)
         cols = ", ".join(f'"{c}"' for c in spec.column_names)
-        self.con.register("_incoming", arrow_rows)
-        try:
-            self.con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM _incoming')
-        finally:
-            self.con.unregister("_incoming")
+        # DuckDB reads the relation by its variable name. A register()ed table would instead stay
+        # alive until the run's transaction commits: every chunk's rows held in memory at once.
+        incoming = self.con.from_arrow(to_arrow(spec, rows))  # noqa: F841
+        self.con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM incoming')
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.con.execute(sql, list(params)).fetchall()
+
+    def query_integers(self, sql: str, params: Sequence[Any] = ()) -> list[NDArray[np.int64]]:
+        columns = self.con.execute(sql, list(params)).fetchnumpy()
+        return [np.asarray(values, dtype=np.int64) for values in columns.values()]
 
 
 class PostgresStore(Store):
@@ -386,12 +399,22 @@ class PostgresStore(Store):
             cur.execute(sql.replace("%", "%%").replace("?", "%s"), list(params))
             return cur.fetchall() if cur.description else []
 
+    def query_integers(self, sql: str, params: Sequence[Any] = ()) -> list[NDArray[np.int64]]:
+        with self.con.cursor() as cur:
+            cur.execute(sql.replace("%", "%%").replace("?", "%s"), list(params))
+            width = len(cur.description or ())
+            parts: list[NDArray[np.int64]] = []
+            while rows := cur.fetchmany(_FETCH_ROWS):  # Python rows for one part at a time
+                parts.append(np.array(rows, dtype=np.int64).reshape(len(rows), width))
+        table = np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.int64)
+        return [table[:, k] for k in range(width)]
+
 
 def open_store(settings: StoreSettings) -> Store:
     """The store the settings name: PostgreSQL when ``store.url`` is set, else the DuckDB file."""
     if settings.url:
         return PostgresStore(settings.url, settings.postgres_schema)
-    return DuckDBStore(settings.duckdb_path)
+    return DuckDBStore(settings.duckdb_path, settings.duckdb_memory_limit)
 
 
 def store_exists(settings: StoreSettings) -> bool:

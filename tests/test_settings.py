@@ -39,6 +39,7 @@ def test_env_overrides_and_what_the_hash_covers(tmp_path: Path) -> None:
         ("source:\n  chunk_rows: 0\n", "chunk_rows"),
         ("- a list\n", "mapping"),
         ("source: [\n", "not valid YAML"),
+        ("store:\n  duckdb_memory_limit: lots\n", "not a memory size"),
     ],
 )
 def test_invalid_settings(tmp_path: Path, text: str, message: str) -> None:
