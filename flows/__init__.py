@@ -15,15 +15,13 @@ you run (see the README).
 
 import os
 
+from models import QUIET_LOADING
+
 OFFLINE_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-    # model loading: progress bars are noise in flow logs; tokenizer threads and Dask workers
-    # that fork do not mix
-    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-    "TRANSFORMERS_VERBOSITY": "error",
-    "TOKENIZERS_PARALLELISM": "false",
+    **QUIET_LOADING,  # model loading: no progress bars in flow logs, no forked tokenizer threads
 }
 
 for _name, _value in OFFLINE_DEFAULTS.items():

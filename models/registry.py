@@ -73,7 +73,12 @@ def ensure_default_model(
 
 
 def load_model(
-    path: str, taxonomy: Taxonomy, cache_dir: Path | None = None, encoder: str = DEFAULT_ENCODER
+    path: str,
+    taxonomy: Taxonomy,
+    cache_dir: Path | None = None,
+    encoder: str = DEFAULT_ENCODER,
+    inference: str = "reference",
+    threads: int | None = None,
 ) -> TextClassifier:
     """``default`` or a model folder; refuses a model trained for another taxonomy version."""
     folder = (
@@ -83,7 +88,7 @@ def load_model(
     )
     if not folder.exists():
         raise ModelError(f"model folder {folder} does not exist; train one with `voc train`")
-    model = TextClassifier.load(folder, cache_dir)
+    model = TextClassifier.load(folder, cache_dir, inference, threads)
     if model.taxonomy_version != taxonomy.version or tuple(model.topic_ids) != taxonomy.leaf_ids:
         raise ModelError(
             f"model {model.model_version} was trained for taxonomy {model.taxonomy_version}, but the config "
@@ -100,6 +105,11 @@ def load_configured_model(settings: Settings, path: str | None = None) -> tuple[
     taxonomy = load_taxonomy(settings.taxonomy.path)
     configure_threads(settings.model.threads)
     model = load_model(
-        path or settings.model.path, taxonomy, settings.model.cache_dir, settings.model.encoder
+        path or settings.model.path,
+        taxonomy,
+        settings.model.cache_dir,
+        settings.model.encoder,
+        settings.model.inference,
+        settings.model.threads,
     )
     return taxonomy, model

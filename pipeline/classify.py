@@ -31,10 +31,17 @@ SENTIMENT_LABELS = ("negative", "neutral", "positive")
 
 
 class Predicted(Protocol):
-    sentiment: np.ndarray  # [n, 3]
-    topics: np.ndarray  # [n, T]
-    topic_ids: tuple[str, ...]
-    topic_threshold: np.ndarray  # [T]
+    @property
+    def sentiment(self) -> np.ndarray: ...  # [n, 3]
+
+    @property
+    def topics(self) -> np.ndarray: ...  # [n, T]
+
+    @property
+    def topic_ids(self) -> tuple[str, ...]: ...
+
+    @property
+    def topic_threshold(self) -> np.ndarray: ...  # [T]
 
 
 class SentencePredictor(Protocol):

@@ -122,3 +122,11 @@ def default_model(model_cache: Path, taxonomy: Taxonomy) -> Any:
     from models.registry import load_model
 
     return load_model("default", taxonomy, model_cache)
+
+
+@pytest.fixture(scope="session")
+def fast_default_model(model_cache: Path, taxonomy: Taxonomy, default_model: Any) -> Any:
+    """The same model on the fast path the pipeline runs by default (`model.inference: fast`)."""
+    from models.registry import load_model
+
+    return load_model("default", taxonomy, model_cache, inference="fast")

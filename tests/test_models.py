@@ -50,27 +50,30 @@ def test_default_model_card(default_model: TextClassifier, taxonomy: Taxonomy) -
     assert card["metrics"]["topics_eval.jsonl"]["topics"]["micro"]["f1"] > 0.6
 
 
+@pytest.mark.parametrize("path", ["default_model", "fast_default_model"])
 def test_job_on_the_real_model(
-    default_model: TextClassifier, taxonomy: Taxonomy, tmp_path: Path, write_export: Callable[..., Path]
-) -> None:
+    path: str, request: pytest.FixtureRequest, taxonomy: Taxonomy, tmp_path: Path,
+    write_export: Callable[..., Path],
+) -> None:  # fmt: skip
+    """The job on the reference path and on the fast path the pipeline runs by default."""
+    model: TextClassifier = request.getfixturevalue(path)
     rows = [
         ["R1", "2026/07/01 09:00", "2", "Web", "ライト", "", "注文から一週間たっても届かない。連絡もない。"],
         ["R2", "2026/07/01 10:00", "10", "店舗", "ライト", "", "店員さんが丁寧に説明してくれました😊"],
         ["R3", "2026/07/01 11:00", "7", "アプリ", "ライト", "", ""],
     ]
     settings = make_settings(tmp_path / "real.duckdb")
-    summary = run_job(write_export("real.csv", csv_text(rows)), settings, default_model, taxonomy)
+    summary = run_job(write_export("real.csv", csv_text(rows)), settings, model, taxonomy)
     assert summary.rows_published == 3
     con = duckdb.connect(str(settings.store.duckdb_path), read_only=True)
     assert contract_violations(con) == []
     labels = dict(con.execute("SELECT response_id, sentiment_label FROM responses").fetchall())
     assert labels == {"R1": "negative", "R2": "positive", "R3": None}
-    assert con.execute("SELECT DISTINCT model_version FROM responses").fetchall() == [
-        (default_model.model_version,)
-    ]
+    assert con.execute("SELECT DISTINCT model_version FROM responses").fetchall() == [(model.model_version,)]
 
 
-def test_voc_evaluate(default_model: TextClassifier, model_cache: Path, tmp_path: Path) -> None:
+def test_voc_evaluate(fast_default_model: TextClassifier, model_cache: Path, tmp_path: Path) -> None:
+    """`voc evaluate` measures the model as the pipeline runs it: on the configured fast path."""
     data = tmp_path / "eval.jsonl"
     lines = [
         {"text": "届くのが遅すぎる。", "label": "negative", "topics": ["delivery_delay"]},
@@ -87,6 +90,6 @@ def test_voc_evaluate(default_model: TextClassifier, model_cache: Path, tmp_path
     assert result.returncode == 0, result.stderr
     assert "macro-F1" in result.stdout and "confusion matrix" in result.stdout
     report = json.loads(out.read_text(encoding="utf-8"))
-    assert report["model_version"] == default_model.model_version
+    assert report["model_version"] == fast_default_model.model_version
     assert report["metrics"]["sentiment"]["n"] == 3
     assert set(report["metrics"]["topics"]["per_topic"]) >= {"delivery_delay", "staff_attitude"}

@@ -211,3 +211,65 @@ def build_tiny_bert(folder: Path, seed: int = 0) -> Path:
     model = BertModel(config)
     model.save_pretrained(folder)
     return folder
+
+
+# --------------------------------------------------------------------------- a tiny E5-style encoder
+
+# (piece, score) in XLM-R order: specials first, <mask> last. The lowest score belongs to a
+# piece that vocabulary trimming drops, so trimming must keep it for the unknown-character penalty.
+TINY_PIECES = [
+    ("<s>", 0.0),
+    ("<pad>", 0.0),
+    ("</s>", 0.0),
+    ("<unk>", 0.0),
+    ("▁", -2.0),
+    ("▁안녕", -3.0),
+    ("配送", -4.0),
+    ("が", -3.0),
+    ("遅", -6.0),
+    ("い", -3.0),
+    ("遅い", -5.0),
+    ("▁Привет", -5.0),
+    ("送", -7.0),
+    ("配", -7.0),
+    ("ấ", -20.0),
+    ("です", -3.5),
+    ("<mask>", 0.0),
+]
+
+
+def tiny_unigram(seed: int = 0) -> tuple[Any, Any]:
+    """A tiny random BERT with an XLM-R-style SentencePiece-Unigram tokenizer built like the
+    default encoder's (`models.default_encoder.build_tokenizer`), in memory."""
+    import numpy as np
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from models import default_encoder as de
+
+    scores = np.array([score for _, score in TINY_PIECES], dtype=np.float32)
+    vocab = de.E5Vocab([piece for piece, _ in TINY_PIECES], scores, bos_id=0, eos_id=2, pad_id=1, unk_id=3)
+    tokenizer = de.build_tokenizer(vocab, de.nmt_nfkc_charsmap())
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(TINY_PIECES) + 3,  # like e5: a few rows no piece uses
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=16,
+        max_position_embeddings=32,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
+    model = BertModel(config)
+    model.eval()
+    return model, tokenizer
+
+
+def build_tiny_unigram(folder: Path, seed: int = 0) -> Path:
+    """`tiny_unigram` saved as a transformers folder; returns ``folder``."""
+    model, tokenizer = tiny_unigram(seed)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from models import quiet_model_loading
 from pipeline.errors import VocError
 from pipeline.settings import Settings, load_settings
 
@@ -80,7 +80,7 @@ def _open_results(settings: Settings) -> Any:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from models.classifier import configure_threads
+    from models.classifier import TextClassifier, configure_threads
     from models.registry import DEFAULT_EVALUATION_DATA, DEFAULT_TRAINING_DATA, ensure_default_model
     from models.training import TrainingArguments, train_model
     from pipeline.taxonomy import load_taxonomy
@@ -120,6 +120,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
             print(f"  {name}: sentiment macro-F1 {metrics['sentiment']['macro_f1']:.3f}")
         if "topics" in metrics:
             print(f"  {name}: topics micro-F1 {metrics['topics']['micro']['f1']:.3f}")
+    if settings.model.inference == "fast":  # build the int8 encoder now, not in the first run
+        fast = TextClassifier.load(folder, settings.model.cache_dir, "fast", settings.model.threads)
+        print(f"  runs as {fast.model_version} (model.inference: fast)")
     return 0
 
 
@@ -280,16 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_model_loading() -> None:
-    """Progress bars for loading a 240 MB local folder are noise in a nightly log."""
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _quiet_model_loading()
+    quiet_model_loading()
     if args.command == "backfill" and args.start > args.end:
         print(f"error: --start {args.start} is after --end {args.end}", file=sys.stderr)
         return 2
