@@ -14,7 +14,7 @@ import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -89,6 +89,8 @@ class RunSummary:
     seconds_by_stage: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     predictions_computed: int = 0
     predictions_reused: int = 0
+    # told the stage entered (None when it ends): lets a benchmark attribute memory to stages
+    stage_listener: Callable[[str | None], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def rows_out_of_scope(self) -> int:
@@ -129,6 +131,7 @@ def run_job(
     scope: DateScope = DateScope(),
     kind: RunKind = "run",
     source_name: str | None = None,
+    stage_listener: Callable[[str | None], None] | None = None,
 ) -> RunSummary:
     """Run the job over one input and return its summary; raises (after recording) on failure."""
     source = describe_source(input_path, settings.source)
@@ -141,6 +144,7 @@ def run_job(
     started_at = datetime.now(UTC)
     with open_store(settings.store) as store:
         summary = RunSummary(run_id, kind, "failed", name, store.location, scope)
+        summary.stage_listener = stage_listener
         try:
             with store.transaction():
                 _write_partitions(store, source, settings, scope, lineage, summary, predictor, taxonomy)
@@ -157,11 +161,15 @@ def run_job(
 
 @contextmanager
 def _timed(summary: RunSummary, stage: str) -> Iterator[None]:
+    if summary.stage_listener:
+        summary.stage_listener(stage)
     start = time.perf_counter()
     try:
         yield
     finally:
         summary.seconds_by_stage[stage] += time.perf_counter() - start
+        if summary.stage_listener:
+            summary.stage_listener(None)
 
 
 def _write_partitions(
