@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import subprocess
@@ -176,12 +177,16 @@ def _onnx_dynamic_int8(base: Path, folder: Path) -> Any:
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from models.fast_encoder import available_cores, export_onnx, quiet_export
+    from models.fast_encoder import available_cores, export_onnx
 
     fp32, int8 = folder / "fp32.onnx", folder / "dynamic-int8.onnx"
     export_onnx(base, fp32)
-    with quiet_export():
+    root = logging.getLogger()
+    level, root.level = root.level, logging.ERROR  # the quantizer's advice to pre-process
+    try:
         quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        root.setLevel(level)
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = available_cores(), 1
     session = ort.InferenceSession(str(int8), options, providers=["CPUExecutionProvider"])

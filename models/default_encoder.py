@@ -531,6 +531,18 @@ def _fresh_sibling(target: Path, kind: str) -> Path:
         return candidate
 
 
+def folder_identity(folder: Path, markers: Sequence[str] = (MARKER_FILE,)) -> dict[str, Any]:
+    """What a folder was built from, to tell whether a copy made from it is stale: the first of
+    its build ``markers`` it has (stable when the folder is copied), else each file's size and
+    modification time."""
+    for name in markers:
+        marker = folder / name
+        if marker.is_file():
+            return {"marker": json.loads(marker.read_text(encoding="utf-8"))}
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    return {"files": {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in files}}
+
+
 def build_folder_once(target: Path, is_ready: Callable[[Path], bool], write: Callable[[Path], None]) -> Path:
     """Return ``target`` if ``is_ready`` accepts it, else have ``write`` fill a staging sibling
     and rename that into place.

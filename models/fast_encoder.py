@@ -6,7 +6,10 @@ Why each step (figures in the README's performance section, from ``bench/``):
 - **Vocabulary trimmed** (`models.vocabulary`): XLM-R's 250,002 pieces cover a hundred
   languages; Japanese comments can only use the pieces made of characters they contain, so the
   trimmed embedding matrix gives identical vectors on Japanese text at about half the size.
-  Encoders with another kind of tokenizer (a WordPiece Japanese BERT) are exported untrimmed.
+  Characters of other scripts (Hangul, Vietnamese letters, Cyrillic words) become ``<unk>``:
+  a comment written in Korean is read from its Japanese parts only, so a survey with many such
+  comments should run ``model.inference: reference``. Encoders with another kind of tokenizer
+  (a WordPiece Japanese BERT) are exported untrimmed.
 - **int8 with a scale per token** (`models.int8`): integer matrix products in ONNX Runtime,
   faster than float32 and than PyTorch's dynamic int8, and, unlike both libraries' dynamic
   quantization, a sentence's result does not depend on the sentences batched with it. The
@@ -30,13 +33,20 @@ import logging
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from models.default_encoder import PaddingStats, build_folder_once, embed_with, mean_pool
+from models.default_encoder import (
+    MARKER_FILE,
+    PaddingStats,
+    build_folder_once,
+    embed_with,
+    folder_identity,
+    mean_pool,
+)
+from models.int8 import INT8_VERSION
 from models.vocabulary import TRIM_MARKER_FILE, TRIMMED_SUFFIX, can_trim, trimmed_encoder_folder
 from pipeline.errors import VocError
 
@@ -54,24 +64,14 @@ class FastEncoderError(VocError):
     """The fast encoder could not be built from its source encoder."""
 
 
-def _folder_identity(folder: Path) -> dict[str, Any]:
-    """What a folder was built from: its build or trim marker when it has one (stable across
-    copies), else each file's size and modification time."""
-    for marker in (TRIM_MARKER_FILE, "voc-build.json"):
-        path = folder / marker
-        if path.is_file():
-            return {marker: json.loads(path.read_text(encoding="utf-8"))}
-    files = sorted(p for p in folder.iterdir() if p.is_file())
-    return {"files": {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in files}}
-
-
 def _expected_marker(base: Path, trimmed: bool) -> dict[str, Any]:
+    """What the int8 file is made from: the source folder's build, trimmed or not, and the
+    version of the quantizing rewrite."""
     return {
         "format": FAST_FORMAT_VERSION,
-        "source": _folder_identity(base),
+        "source": folder_identity(base, (TRIM_MARKER_FILE, MARKER_FILE)),
         "trimmed": trimmed,
-        "onnxruntime": version("onnxruntime"),
-        "torch": version("torch"),
+        "int8": INT8_VERSION,
     }
 
 
@@ -95,8 +95,8 @@ def fast_encoder_folder(source: Path, cache_dir: Path) -> Path:
     """The int8 ONNX copy of the transformers encoder folder ``source`` (trimmed to Japanese
     first when its tokenizer allows), built once into ``cache_dir``.
 
-    A folder built from another source build, or by other onnxruntime or torch versions, is
-    rebuilt: quantized weights may differ between versions, and they change predictions."""
+    A folder built from another source build, or by another version of the int8 rewrite, is
+    rebuilt."""
     source = Path(source)
     trimmed = can_trim(source)
     base = (
@@ -123,9 +123,9 @@ def fast_encoder_folder(source: Path, cache_dir: Path) -> Path:
 
 @contextlib.contextmanager
 def quiet_export() -> Iterator[None]:
-    """The exporter and quantizer log advice meant for their own developers (missing
-    torchvision ops, pre-processing hints); keep the user's terminal to what matters."""
-    loggers = [logging.getLogger(name) for name in ("", "torch.onnx")]
+    """The exporter warns about things meant for its own developers (deprecations, constant
+    folding); keep the user's terminal to what matters."""
+    loggers = [logging.getLogger("torch.onnx")]
     levels = [logger.level for logger in loggers]
     try:
         for logger in loggers:
@@ -229,9 +229,11 @@ class OnnxEncoder:
         )
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         self.hidden = int(self.session.get_outputs()[0].shape[-1])
-        # stamped on rows through the model version: what changes the numbers
+        # stamped on rows through the model version: what changes the numbers, the int8 file and
+        # the runtime's kernels
         trimmed = "ja-vocab+" if marker.get("trimmed") else ""
-        self.version_suffix = f"+{trimmed}onnx-int8-{str(marker.get('onnx_sha256', ''))[:8]}"
+        digest = str(marker.get("onnx_sha256", ""))[:8]
+        self.version_suffix = f"+{trimmed}onnx-int8-{digest}-ort{ort.__version__}"
 
     def run_batch(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         feeds = {"input_ids": input_ids, "attention_mask": attention_mask}

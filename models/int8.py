@@ -14,8 +14,8 @@ also more accurate than a per-tensor range: 97-98% of sentence labels agree with
 against 93% for per-tensor dynamic quantization.
 
 The word-embedding table, most of the file even after vocabulary trimming, is stored in
-float16 and cast back on lookup; the default encoder's weights are float16 already, so the
-lookup is exact.
+float16 and cast back on lookup when that loses nothing: the default encoder's weights are
+float16 already. A table with other values (a fine-tuned encoder's) stays float32.
 """
 
 from __future__ import annotations
@@ -27,11 +27,14 @@ import numpy as np
 if TYPE_CHECKING:
     import onnx
 
+# Bump when the rewrite computes anything differently: fast-encoder folders built by an older
+# rewrite are rebuilt (models/fast_encoder.py).
+INT8_VERSION = 1
 # symmetric codes in [-127, 127], shifted into uint8 so MatMulInteger can use its fast u8×s8
 # kernels; the shift is the same for every row, so one zero point serves them all
 _LEVELS = 127
 _ZERO_POINT = 128
-_EMBEDDING_ROWS = 1000  # a Gather over a float table this long is the word-embedding lookup
+_EMBEDDING_ROWS = 1000  # a Gather over a float table this long is an embedding lookup
 
 
 class _Builder:
@@ -51,6 +54,7 @@ class _Builder:
             numpy_helper.from_array(np.array([0], np.int64), "q8_first"),
         ]
         self.quantized: dict[str, tuple[str, str, str]] = {}  # input → (codes, row scales, leading shape)
+        self.halved: set[str] = set()  # tables already copied to float16
 
     def node(self, op: str, inputs: list[str], output: str, **attributes: Any) -> str:
         from onnx import helper
@@ -72,7 +76,9 @@ class _Builder:
         p = f"q8_{len(self.quantized)}"
         shape = self.node("Shape", [x], f"{p}_shape")
         lead = self.node("Slice", [shape, "q8_first", "q8_last_axis"], f"{p}_lead")
-        rows = self.node("Reshape", [x, self.constant(f"{p}_2d", np.array([-1, width]))], f"{p}_x")
+        rows = self.node(
+            "Reshape", [x, self.constant(f"{p}_2d", np.array([-1, width], dtype=np.int64))], f"{p}_x"
+        )
         top = self.node("ReduceMax", [rows, "q8_last_axis"], f"{p}_max", keepdims=1)
         bottom = self.node("ReduceMin", [rows, "q8_last_axis"], f"{p}_min", keepdims=1)
         absmax = self.node("Max", [top, self.node("Neg", [bottom], f"{p}_neg"), "q8_tiny"], f"{p}_absmax")
@@ -94,22 +100,30 @@ class _Builder:
         rows_scaled = self.node("DequantizeLinear", [product, row_scale], f"{p}_rows", axis=0)
         column_name = self.constant(f"{p}_ws", column_scale.astype(np.float32))
         scaled = self.node("Mul", [rows_scaled, column_name], f"{p}_y")
-        width = self.constant(f"{p}_n", np.array([weight.shape[1]]))
-        self.node(
-            "Reshape", [scaled, self.node("Concat", [lead, width], f"{p}_shape", axis=0)], node.output[0]
-        )
+        width = self.constant(f"{p}_n", np.array([weight.shape[1]], dtype=np.int64))
+        shape = self.node("Concat", [lead, width], f"{p}_shape", axis=0)
+        # allowzero: a 0 in the shape is a dimension of size 0, not "copy the input's"
+        self.node("Reshape", [scaled, shape], node.output[0], allowzero=1)
 
     def half_lookup(self, node: onnx.NodeProto, table: np.ndarray) -> None:
         """A Gather from a float16 copy of ``table``, cast back to float32."""
-        half = self.constant(f"{node.input[0]}_fp16", table.astype(np.float16))
+        half = f"{node.input[0]}_fp16"
+        if half not in self.halved:
+            self.constant(half, table.astype(np.float16))
+            self.halved.add(half)
         attributes = {a.name: a.i for a in node.attribute}  # axis
         looked_up = self.node("Gather", [half, node.input[1]], f"{node.output[0]}_fp16", **attributes)
         self.node("Cast", [looked_up], node.output[0], to=1)  # 1 = FLOAT
 
 
+def _float16_exact(table: np.ndarray) -> bool:
+    return bool(np.array_equal(table.astype(np.float16).astype(np.float32), table))
+
+
 def quantize_per_token(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of ``model`` with every MatMul by a constant 2-D float weight in int8 (per-token
-    activations, per-channel weights) and the word-embedding table in float16."""
+    activations, per-channel weights), and large embedding tables whose values float16 holds
+    exactly stored in float16."""
     import onnx
     from onnx import TensorProto, numpy_helper
 
@@ -136,8 +150,9 @@ def quantize_per_token(model: onnx.ModelProto) -> onnx.ModelProto:
             and table.data_type == TensorProto.FLOAT
             and len(table.dims) == 2
             and table.dims[0] >= _EMBEDDING_ROWS
+            and _float16_exact(values := numpy_helper.to_array(table))
         ):
-            build.half_lookup(node, numpy_helper.to_array(table))
+            build.half_lookup(node, values)
         else:
             build.nodes.append(node)
     used = {name for node in build.nodes for name in node.input}

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from models.default_encoder import MARKER_FILE, build_folder_once, embed
+from models.default_encoder import build_folder_once, embed, folder_identity
 from pipeline.errors import VocError
 
 if TYPE_CHECKING:
@@ -313,22 +313,12 @@ _CHECK_TEXTS = (
 _CHECK_TOLERANCE = 1e-6
 
 
-def _source_identity(source: Path) -> dict[str, Any]:
-    """What the trimmed folder was made from: the source's build marker when it has one
-    (stable across copies), else each file's size and modification time."""
-    marker = source / MARKER_FILE
-    if marker.is_file():
-        return {"marker": json.loads(marker.read_text(encoding="utf-8"))}
-    files = sorted(p for p in source.iterdir() if p.is_file())
-    return {"files": {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in files}}
-
-
 def _marker_contents(source: Path) -> dict[str, Any]:
     return {
         "trim_version": TRIM_VERSION,
         "rule": f"japanese_piece/{japanese_rule_id()}",
         "source_folder": source.name,
-        "source": _source_identity(source),
+        "source": folder_identity(source),
     }
 
 

@@ -242,6 +242,8 @@ def load_window_data(
         """,
         [start, end] * 3,
     )
+    if len(response_i) and (int(response_i.max()) >= n or int(term_j.max()) >= len(term_names)):
+        raise RuntimeError("term rows do not line up with the window's responses: check both ORDER BYs")
     term_matrix = sparse.csr_matrix(
         (np.ones(len(response_i)), (term_j, response_i)), shape=(len(term_names), n), dtype=np.float64
     )

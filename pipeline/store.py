@@ -261,8 +261,8 @@ class DuckDBStore(Store):
         self.location = str(path.resolve())
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            # A run's rows stay uncommitted until it ends; past the limit DuckDB spills them to
-            # <file>.tmp instead of holding every chunk in memory (its default is 80% of RAM).
+            # A run's rows stay uncommitted until it ends; past the limit DuckDB writes them and
+            # its query buffers to disk instead of growing (its own default is 80% of RAM).
             self.con = duckdb.connect(str(path), config={"memory_limit": memory_limit})
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
@@ -293,10 +293,18 @@ class DuckDBStore(Store):
             return
         spec = table_specs()[table]
         cols = ", ".join(f'"{c}"' for c in spec.column_names)
-        # DuckDB reads the relation by its variable name. A register()ed table would instead stay
-        # alive until the run's transaction commits: every chunk's rows held in memory at once.
-        incoming = self.con.from_arrow(to_arrow(spec, rows))  # noqa: F841
-        self.con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM incoming')
+        # DuckDB reads the relation by its variable name (a replacement scan). A register()ed
+        # table would stay alive until the run's transaction commits: every chunk's rows held in
+        # memory at once. A table of the same name in the file would win over the variable, so
+        # the count of inserted rows is checked.
+        _voc_incoming_rows = self.con.from_arrow(to_arrow(spec, rows))
+        result = self.con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM _voc_incoming_rows')
+        inserted = result.fetchone()
+        if inserted is None or inserted[0] != len(rows):
+            raise StoreError(
+                f"inserting into {table} wrote {inserted[0] if inserted else 0} of {len(rows)} rows; "
+                "is there a table or view named _voc_incoming_rows in the file?"
+            )
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.con.execute(sql, list(params)).fetchall()

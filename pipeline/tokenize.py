@@ -100,25 +100,31 @@ _SENTENCE_CACHE_LIMIT = 50_000
 
 
 def _make_token(word: fugashi.UnidicNode) -> Token:
-    raw = word.feature_raw
-    if '"' in raw:  # a quoted CSV field (the lemma of ","): let fugashi parse it
+    # UniDic's fields: pos1, pos2, pos3, pos4, cType, cForm, lForm, lemma, ... (later ones
+    # such as aConType are often quoted CSV; only the first eight are read here)
+    fields = word.feature_raw.split(",", 8)
+    if any('"' in field for field in fields[:8]):  # a quoted field among them: let fugashi parse it
         feature = word.feature
         pos1, pos2, lemma = feature.pos1 or "", feature.pos2 or "", feature.lemma
-    else:  # UniDic's fields: pos1, pos2, pos3, pos4, cType, cForm, lForm, lemma, ...
-        fields = raw.split(",", 8)
+    else:
         pos1 = fields[0]
         pos2 = fields[1] if len(fields) > 1 else ""
         lemma = fields[7] if len(fields) > 7 else None  # unknown words have no lemma
     surface = word.surface
     lemma = clean_lemma(lemma, surface)
-    is_content = (
+    return Token(surface, lemma, f"{pos1}-{pos2}", is_content(surface, lemma, pos1, pos2))
+
+
+def is_content(surface: str, lemma: str, pos1: str, pos2: str) -> bool:
+    """Whether a word counts as a keyword: a content part of speech, not a numeral, a
+    grammar-only lemma, a masked placeholder or noise."""
+    return (
         pos1 in _CONTENT_POS
         and pos2 not in _EXCLUDED_POS2
         and lemma not in _STOP_LEMMAS
         and surface not in PLACEHOLDERS
         and not _is_noise(lemma)
     )
-    return Token(surface, lemma, f"{pos1}-{pos2}", is_content)
 
 
 def content_lemmas(tokens: list[Token]) -> list[str]:

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 
 from pipeline.job import run_job
@@ -173,3 +174,14 @@ def _lineage() -> dict[str, set[str]]:
     from pipeline.store import table_specs
 
     return {name: {"run_id"} for name in table_specs()}
+
+
+def test_dummies_drop_the_most_common_value_ties_going_to_string_order() -> None:
+    from pipeline.drivers import Coded, _dummies
+
+    coded = Coded.of(np.array(["b", "a", "b", "a", "c", "10", "9"], dtype=object))
+    assert coded.names == ["10", "9", "a", "b", "c"]  # string order, as the old code's sorted(key=str)
+    rows = np.arange(5)  # a and b twice each, c once: a (first in string order) is the reference
+    assert [column.tolist() for column in _dummies(coded, rows)] == [[1, 0, 1, 0, 0], [0, 0, 0, 0, 1]]
+    months = Coded.of(np.array([24319, 24320, 24320]))
+    assert [column.tolist() for column in _dummies(months, np.arange(3))] == [[1, 0, 0]]

@@ -78,3 +78,43 @@ def test_rewrites_matmuls_and_keeps_the_table_in_float16() -> None:
 def test_needs_opset_18() -> None:
     with pytest.raises(ValueError, match="opset 18"):
         quantize_per_token(_graph(opset=17))
+
+
+def _matmul_graph(input_shape: list[Any]) -> onnx.ModelProto:
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "matmul",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, input_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [*input_shape[:-1], WEIGHT.shape[1]])],
+        [numpy_helper.from_array(WEIGHT, "w")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+@pytest.mark.parametrize("shape", [(16,), (5, 16), (2, 3, 16), (2, 2, 3, 16), (2, 0, 16)])
+def test_any_number_of_leading_dimensions(shape: tuple[int, ...]) -> None:
+    x = RNG.normal(size=shape).astype(np.float32)
+    quantized = quantize_per_token(_matmul_graph([f"d{i}" for i in range(len(shape) - 1)] + [16]))
+    session = ort.InferenceSession(quantized.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"x": x})[0]
+    expected = x @ WEIGHT
+    assert got.shape == expected.shape
+    if expected.size:
+        assert np.abs(got - expected).max() < 0.03 * np.abs(expected).max()
+
+
+def test_one_half_copy_per_table_and_inexact_tables_kept() -> None:
+    """A table read by two lookups is copied once; a table float16 cannot hold exactly (a
+    fine-tuned encoder's) stays float32."""
+    exact = quantize_per_token(_graph())
+    inexact_model = _graph()
+    inexact_values = RNG.normal(size=TABLE.shape).astype(np.float32)  # not float16 values
+    inexact_model.graph.initializer[0].CopyFrom(numpy_helper.from_array(inexact_values, "table"))
+    inexact = quantize_per_token(inexact_model)
+    assert "Cast" not in [node.op_type for node in inexact.graph.node]
+    assert {t.name for t in inexact.graph.initializer} >= {"table"}
+    twice = _graph()
+    twice.graph.node.insert(1, helper.make_node("Gather", ["table", "ids"], ["x_again"]))
+    names = [t.name for t in quantize_per_token(twice).graph.initializer]
+    assert names.count("table_fp16") == 1
+    assert [t.name for t in exact.graph.initializer].count("table_fp16") == 1

@@ -296,3 +296,14 @@ def test_nightly_files_with_the_same_name_keep_their_quarantine(
     con = duckdb.connect(str(settings.store.duckdb_path), read_only=True)
     assert sorted(r[0] for r in con.execute("SELECT response_id FROM quarantine").fetchall()) == ["R8", "R9"]
     assert contract_violations(con) == []
+
+
+def test_a_table_shadowing_the_insert_relation_is_an_error(tmp_path: Path, taxonomy: Taxonomy) -> None:
+    """Rows reach DuckDB by a variable name, which a table of that name in the file would hide:
+    the insert then writes nothing, and must say so instead of losing the rows."""
+    from pipeline.job import topic_rows
+
+    with DuckDBStore(tmp_path / "voc.duckdb") as store:
+        store.con.execute("CREATE TABLE _voc_incoming_rows AS SELECT * FROM topics WHERE false")
+        with pytest.raises(StoreError, match="_voc_incoming_rows"):
+            store.insert("topics", topic_rows(taxonomy))

@@ -1,6 +1,17 @@
+import csv
+
 import pytest
 
-from pipeline.normalize import PiiKind, clean_comment, mask_pii, normalize_text, split_sentences
+from pipeline.normalize import (
+    _PII_PATTERNS,
+    _POSTCODE_AFTER_LABEL,
+    PiiKind,
+    clean_comment,
+    mask_pii,
+    normalize_text,
+    split_sentences,
+)
+from tests.conftest import SAMPLE_CSV, SAMPLE_PII
 
 
 @pytest.mark.parametrize(
@@ -98,3 +109,35 @@ def test_wave_dash_variants_are_one_character(wave: str) -> None:
 def test_phone_numbers_with_spaces_dots_and_brackets(phone: str) -> None:
     masked = clean_comment(f"連絡先は{phone}です")
     assert masked.text == "連絡先は[PHONE]です"
+
+
+def _mask_with_every_pattern(text: str) -> tuple[str, tuple[PiiKind, ...]]:
+    """mask_pii without its shortcut: every pattern runs on every comment."""
+    found: set[PiiKind] = set()
+
+    def masker(kind: PiiKind):  # type: ignore[no-untyped-def]
+        def replace(match):  # type: ignore[no-untyped-def]
+            found.add(kind)
+            return f"{match.groupdict().get('keep') or ''}[{kind.value}]"
+
+        return replace
+
+    text = _POSTCODE_AFTER_LABEL.sub(masker(PiiKind.POSTCODE), text)
+    for kind, pattern in _PII_PATTERNS:
+        text = pattern.sub(masker(kind), text)
+    return text, tuple(sorted(found))
+
+
+def test_skipping_patterns_that_cannot_match_changes_nothing() -> None:
+    """Patterns are skipped for comments without a digit, "@" or web address; on the sample's
+    comments and PII values, and on edge cases, the result is that of running them all."""
+    with SAMPLE_CSV.open(encoding="utf-8", newline="") as handle:
+        texts = [row["ご意見・ご感想"] or "" for row in csv.DictReader(handle)]
+    texts += SAMPLE_PII.read_text(encoding="utf-8").splitlines()
+    texts += ["HTTPS://EXAMPLE.COM/a", "WWW.example.jp を見て", "A.B@EXAMPLE.CO.JP", "〒１２３－４５６７",
+              "郵便番号1234567", "注文番号：AB12345", "tel:+81-3-1234-5678", "٣٤٥٦٧٨٩٠ (Arabic-Indic digits)",
+              "特になし", "http://例え.jp/パス?x=1"]  # fmt: skip
+    for raw in texts:
+        text = normalize_text(raw)
+        masked = mask_pii(text)
+        assert (masked.text, masked.pii_kinds) == _mask_with_every_pattern(text), raw

@@ -4,17 +4,13 @@ import csv
 
 import pytest
 
-from pipeline.normalize import PLACEHOLDERS
 from pipeline.tokenize import (
-    _CONTENT_POS,
-    _EXCLUDED_POS2,
-    _STOP_LEMMAS,
     Token,
-    _is_noise,
     clean_lemma,
     content_lemmas,
     dictionary_version,
     get_tagger,
+    is_content,
     tokenize,
 )
 from tests.conftest import SAMPLE_CSV
@@ -71,14 +67,7 @@ def _token_from_parsed_features(word) -> Token:  # type: ignore[no-untyped-def]
     feature = word.feature
     lemma = clean_lemma(feature.lemma, word.surface)
     pos1, pos2 = feature.pos1 or "", feature.pos2 or ""
-    is_content = (
-        pos1 in _CONTENT_POS
-        and pos2 not in _EXCLUDED_POS2
-        and lemma not in _STOP_LEMMAS
-        and word.surface not in PLACEHOLDERS
-        and not _is_noise(lemma)
-    )
-    return Token(word.surface, lemma, f"{pos1}-{pos2}", is_content)
+    return Token(word.surface, lemma, f"{pos1}-{pos2}", is_content(word.surface, lemma, pos1, pos2))
 
 
 def test_reused_tokens_match_fugashis_own_feature_parse() -> None:
