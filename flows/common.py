@@ -85,8 +85,10 @@ _model_lock = threading.Lock()
 
 def get_model(settings: Settings) -> tuple[Taxonomy, SentencePredictor]:
     """The taxonomy and model the settings name, loaded once per process (tests replace this)."""
+    # keyed by what loading reads: runs that differ only in batch size or cache use share a model
+    loading = settings.model.model_copy(update={"batch_size": 1, "inference_cache": True})
     with _model_lock:
-        return _load_model(settings.model, settings.taxonomy.path)
+        return _load_model(loading, settings.taxonomy.path)
 
 
 @functools.cache
