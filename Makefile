@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup model demo test lint bench clean
+.PHONY: setup model default-model demo test lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -20,9 +20,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# builds the embedded encoder and trains the default heads once (cached outside the repository)
+# builds the embedded encoder and its int8 copy once (cached outside the repository); the default
+# heads are committed in models/default_model
 model: setup
 	$(BIN)/voc train --default
+
+# retrains the committed default heads after a change to data/labelled, the taxonomy or training
+default-model: setup
+	$(BIN)/voc train --default --retrain
 
 demo: model
 	$(BIN)/voc run data/sample/nps_responses.csv

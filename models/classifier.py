@@ -205,8 +205,12 @@ class TextClassifier:
         return Predictions(sentiment, topics, self.topic_ids, self.heads.topic_threshold)
 
 
-def heads_version(name: str, heads_path: Path, encoder_name: str) -> str:
-    """A model version that changes whenever the weights do: name + hash of heads and encoder."""
-    digest = hashlib.sha256(heads_path.read_bytes())
+def heads_version(name: str, heads: Heads, encoder_name: str) -> str:
+    """A model version that changes whenever the weights do: name + hash of the head arrays
+    (their values, not the file's bytes, which carry a write time) and the encoder."""
+    digest = hashlib.sha256()
+    for array in (heads.sentiment_w, heads.sentiment_b, heads.topic_w, heads.topic_b, heads.topic_threshold):
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
     digest.update(encoder_name.encode())
     return f"{name}-{digest.hexdigest()[:10]}"

@@ -46,7 +46,13 @@ from models.default_encoder import (
     folder_identity,
     mean_pool,
 )
-from models.int8 import INT8_VERSION
+from models.int8 import (
+    INT8_VERSION,
+    IntegerKernel,
+    NoExactKernelError,
+    integer_kernel,
+    with_unsigned_weights,
+)
 from models.vocabulary import TRIM_MARKER_FILE, TRIMMED_SUFFIX, can_trim, trimmed_encoder_folder
 from pipeline.errors import VocError
 
@@ -199,6 +205,23 @@ def _pooled(encoder: Any) -> Any:
     return Pooled()
 
 
+def _exact_integer_kernel() -> IntegerKernel:
+    try:
+        return integer_kernel()
+    except NoExactKernelError as exc:
+        raise FastEncoderError(f"{exc}; set model.inference: reference") from exc
+
+
+def _graph_for(path: Path, kernel: IntegerKernel) -> str | bytes:
+    """The int8 file as written (u8×s8), or rewritten in memory to u8×u8 where this CPU's u8×s8
+    kernels saturate: the same integers either way (`models.int8`)."""
+    if kernel == "u8s8":
+        return str(path)
+    import onnx
+
+    return with_unsigned_weights(onnx.load(str(path))).SerializeToString()
+
+
 def available_cores() -> int:
     """Cores this process may run on (a container's limit, not the host's count)."""
     try:
@@ -210,7 +233,9 @@ def available_cores() -> int:
 class OnnxEncoder:
     """Sentence vectors from a folder made by `fast_encoder_folder`, on ONNX Runtime."""
 
-    def __init__(self, folder: Path, threads: int | None = None) -> None:
+    def __init__(self, folder: Path, threads: int | None = None, kernel: IntegerKernel | None = None) -> None:
+        """``kernel`` overrides the integer formulation `models.int8` chose for this CPU (the
+        benchmark times u8×u8 on CPUs where u8×s8 is exact)."""
         import onnxruntime as ort
         from transformers import AutoTokenizer
 
@@ -224,8 +249,9 @@ class OnnxEncoder:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self.folder = folder
+        self.kernel = kernel or _exact_integer_kernel()
         self.session = ort.InferenceSession(
-            str(folder / ONNX_FILE), options, providers=["CPUExecutionProvider"]
+            _graph_for(folder / ONNX_FILE, self.kernel), options, providers=["CPUExecutionProvider"]
         )
         self.tokenizer = AutoTokenizer.from_pretrained(folder)
         self.hidden = int(self.session.get_outputs()[0].shape[-1])

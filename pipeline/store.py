@@ -137,6 +137,12 @@ def table_specs() -> dict[str, TableSpec]:
     return specs
 
 
+def partitioned_tables(partition: str) -> list[str]:
+    """The tables whose partition key is ``partition`` (as tables.yaml records it), in the
+    file's order: a run replaces these together."""
+    return [name for name, spec in table_specs().items() if spec.partition == partition]
+
+
 @functools.cache
 def view_specs() -> dict[str, ViewSpec]:
     """Views with friendly names for BI tools, defined over the tables in portable SQL."""

@@ -81,6 +81,15 @@ def test_order_and_batching_do_not_change_vectors(unigram: tuple[Path, Path]) ->
     np.testing.assert_allclose(together, reversed_order, atol=1e-5)
 
 
+def test_unsigned_weights_give_the_same_vectors(unigram: tuple[Path, Path]) -> None:
+    """The u8×u8 rewrite that CPUs without VNNI run computes the same integers: the vectors are
+    bit-identical to this CPU's choice, so the model version need not say which kernel ran."""
+    chosen = fe.OnnxEncoder(unigram[1], threads=1)
+    unsigned = fe.OnnxEncoder(unigram[1], threads=1, kernel="u8u8")
+    assert unsigned.version_suffix == chosen.version_suffix
+    np.testing.assert_array_equal(unsigned.embed(TEXTS), chosen.embed(TEXTS))
+
+
 def test_unigram_encoder_is_trimmed_first(unigram: tuple[Path, Path], cache: Path) -> None:
     _, folder = unigram
     marker = json.loads((folder / fe.FAST_MARKER_FILE).read_text(encoding="utf-8"))

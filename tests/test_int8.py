@@ -1,8 +1,17 @@
 """Per-token int8 quantization of an ONNX graph (models/int8.py) on graphs small enough to check
-by hand: accuracy against float32, rows independent of each other, embeddings kept exact."""
+by hand: accuracy against float32 within the bound the rounding allows, exact integer products
+where 16-bit kernels would saturate, rows independent of each other, embeddings kept exact.
+
+Graphs run as the fast path runs them, in the formulation `integer_kernel` chose for this CPU;
+`test_holds_on_a_cpu_without_vnni` runs this module again on an emulated AVX2-only CPU."""
 
 from __future__ import annotations
 
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,7 +20,14 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from models.int8 import quantize_per_token
+from models.int8 import (
+    IntegerKernel,
+    computes_exactly,
+    for_this_cpu,
+    integer_kernel,
+    quantize_per_token,
+    with_unsigned_weights,
+)
 
 RNG = np.random.default_rng(0)
 WEIGHT = RNG.normal(size=(16, 8)).astype(np.float32)
@@ -36,18 +52,104 @@ def _graph(opset: int = 18) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
+def _session(model: onnx.ModelProto) -> ort.InferenceSession:
+    return ort.InferenceSession(for_this_cpu(model).SerializeToString(), providers=["CPUExecutionProvider"])
+
+
 def _run(model: onnx.ModelProto, ids: np.ndarray) -> Any:
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(None, {"ids": ids})[0]
+    return _session(model).run(None, {"ids": ids})[0]
 
 
-def test_close_to_float32() -> None:
+def rounding_bound(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The most ``x @ w`` can move when each row of ``x`` and each column of ``w`` is rounded to
+    127 steps of its own absolute maximum: each element moves by at most half a step, so
+    |x̂ŵ − xw| ≤ Σₖ |xₖ|·s_w/2 + s_x/2·|wₖ| + s_x·s_w/4, with a little float slack on top."""
+    step_x = np.abs(x).max(axis=-1, keepdims=True) / 127
+    step_w = np.abs(w).max(axis=0) / 127
+    bound = (
+        np.abs(x).sum(axis=-1, keepdims=True) * step_w / 2
+        + step_x / 2 * np.abs(w).sum(axis=0)
+        + x.shape[-1] * step_x * step_w / 4
+    )
+    return bound * (1 + 1e-4) + 1e-5 * np.abs(x @ w) + 1e-6
+
+
+def test_close_to_float32_within_the_rounding_bound() -> None:
     ids = RNG.integers(0, len(TABLE), size=(4, 7))
     expected = 2 * TABLE[ids] @ WEIGHT
     got = _run(quantize_per_token(_graph()), ids)
     assert got.shape == expected.shape
-    # 8-bit codes on both sides: about 1% of the typical magnitude
-    assert np.abs(got - expected).max() < 0.03 * np.abs(expected).max()
+    assert (np.abs(got - expected) <= 2 * rounding_bound(TABLE[ids], WEIGHT)).all()
+
+
+def _overflowing_inputs(rows: int, depth: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """x and w at ±1 whose codes are ±127 with one sign per pair of positions: each pair of u8×s8
+    products sums to 255 × 127 × 2 = 64,770, past a 16-bit lane's 32,767."""
+    pair, column = np.indices((depth, width))
+    w = np.where((pair // 2 + column) % 3, 1.0, -1.0).astype(np.float32)
+    row, position = np.indices((rows, depth))
+    x = np.where((position // 2 + row) % 4, 1.0, -1.0).astype(np.float32)
+    return x, w
+
+
+@pytest.mark.parametrize("kernel", ["chosen for this CPU", "u8u8"])
+def test_products_that_overflow_a_16_bit_pair_sum_are_exact(kernel: str) -> None:
+    """Codes at the ends of their range: a saturating kernel gets these badly wrong, an exact one
+    gives x @ w (the values are exactly ±127 steps). u8×u8 is checked on every CPU, because it is
+    what CPUs without VNNI run."""
+    x, w = _overflowing_inputs(rows=6, depth=64, width=16)
+    quantized = quantize_per_token(_matmul_graph(["rows", 64], w))
+    model = for_this_cpu(quantized) if kernel != "u8u8" else with_unsigned_weights(quantized)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, x @ w, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel", ["u8s8", "u8u8"])
+def test_both_formulations_compute_the_same_integers(kernel: IntegerKernel) -> None:
+    """Where a formulation is exact on this CPU, it gives the other's results bit for bit, so the
+    kernel a CPU runs never shows in the numbers."""
+    if not computes_exactly(kernel):
+        pytest.skip(f"{kernel} saturates on this CPU; the fast path runs the other one here")
+    quantized = quantize_per_token(_graph())
+    model = quantized if kernel == "u8s8" else with_unsigned_weights(quantized)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    ids = RNG.integers(0, len(TABLE), size=(3, 5))
+    np.testing.assert_array_equal(session.run(None, {"ids": ids})[0], _run(quantized, ids))
+
+
+def test_the_chosen_kernel_is_exact_and_the_fallback_is_exact_everywhere() -> None:
+    assert computes_exactly(integer_kernel())
+    assert computes_exactly("u8u8")
+
+
+QEMU = shutil.which("qemu-x86_64")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    QEMU is None or platform.machine() != "x86_64",
+    reason="needs qemu-x86_64 on an x86-64 machine (.ci/run installs qemu-user)",
+)
+def test_holds_on_a_cpu_without_vnni() -> None:
+    """This module, run again on an emulated Haswell (AVX2, no AVX-512, no VNNI): the probe must
+    find u8×s8 saturating there and choose u8×u8, and every test above must pass."""
+    script = (
+        "import sys, pytest\n"
+        "from models.int8 import computes_exactly, integer_kernel\n"
+        "print('u8s8 exact:', computes_exactly('u8s8'), 'chosen:', integer_kernel(), flush=True)\n"
+        "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', '-k', 'not without_vnni', __file__]))\n"
+    ).replace("__file__", repr(__file__))
+    result = subprocess.run(
+        [str(QEMU), "-cpu", "Haswell", sys.executable, "-c", script],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.stdout.startswith("u8s8 exact: False chosen: u8u8"), result.stdout
+    assert result.returncode == 0, result.stdout[-3000:]
 
 
 def test_each_row_is_quantized_on_its_own() -> None:
@@ -80,13 +182,13 @@ def test_needs_opset_18() -> None:
         quantize_per_token(_graph(opset=17))
 
 
-def _matmul_graph(input_shape: list[Any]) -> onnx.ModelProto:
+def _matmul_graph(input_shape: list[Any], weight: np.ndarray = WEIGHT) -> onnx.ModelProto:
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "w"], ["y"])],
         "matmul",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, input_shape)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [*input_shape[:-1], WEIGHT.shape[1]])],
-        [numpy_helper.from_array(WEIGHT, "w")],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [*input_shape[:-1], weight.shape[1]])],
+        [numpy_helper.from_array(weight, "w")],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
@@ -95,12 +197,10 @@ def _matmul_graph(input_shape: list[Any]) -> onnx.ModelProto:
 def test_any_number_of_leading_dimensions(shape: tuple[int, ...]) -> None:
     x = RNG.normal(size=shape).astype(np.float32)
     quantized = quantize_per_token(_matmul_graph([f"d{i}" for i in range(len(shape) - 1)] + [16]))
-    session = ort.InferenceSession(quantized.SerializeToString(), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"x": x})[0]
+    got = _session(quantized).run(None, {"x": x})[0]
     expected = x @ WEIGHT
     assert got.shape == expected.shape
-    if expected.size:
-        assert np.abs(got - expected).max() < 0.03 * np.abs(expected).max()
+    assert (np.abs(got - expected) <= rounding_bound(x, WEIGHT)).all()
 
 
 def test_one_half_copy_per_table_and_inexact_tables_kept() -> None:

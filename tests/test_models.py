@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -13,6 +14,12 @@ import duckdb
 import pytest
 
 from models.classifier import TextClassifier
+from models.registry import (
+    DEFAULT_EVALUATION_DATA,
+    SHIPPED_DEFAULT_MODEL,
+    shipped_card,
+    train_default_heads,
+)
 from pipeline.job import run_job
 from pipeline.taxonomy import Taxonomy
 from tests.conftest import REPO, csv_text, make_settings
@@ -48,6 +55,33 @@ def test_default_model_card(default_model: TextClassifier, taxonomy: Taxonomy) -
     assert {d["file"] for d in card["training_data"]} == {"sentiment_train.jsonl", "topics_train.jsonl"}
     assert all(len(d["sha256"]) == 64 for d in card["training_data"])
     assert card["metrics"]["topics_eval.jsonl"]["topics"]["micro"]["f1"] > 0.6
+
+
+def test_the_default_model_is_the_shipped_one(default_model: TextClassifier) -> None:
+    """Every machine set up from one commit runs the same heads, whatever its CPU."""
+    assert default_model.folder == SHIPPED_DEFAULT_MODEL
+    assert default_model.model_version == shipped_card()["model_version"]
+
+
+def test_retrained_heads_agree_with_the_shipped_ones(
+    default_model: TextClassifier, taxonomy: Taxonomy, model_cache: Path, tmp_path: Path
+) -> None:
+    """`make default-model` on this CPU gives the shipped labels. Not bit for bit: another CPU adds
+    the same floating-point sums in another order, which moves the weights by about 1e-6 and can
+    only change a sentence lying on a decision boundary, hence the 99% floors."""
+    retrained = TextClassifier.load(
+        train_default_heads(taxonomy, tmp_path / "retrained", "default", model_cache), model_cache
+    )
+    evaluation = DEFAULT_EVALUATION_DATA[0].read_text(encoding="utf-8").splitlines()
+    texts = sorted({json.loads(line)["text"] for line in evaluation if line.strip()})
+    with (REPO / "data" / "sample" / "nps_responses.csv").open(encoding="utf-8", newline="") as sample:
+        texts += sorted({row[-1] for row in list(csv.reader(sample))[1:] if row and row[-1].strip()})
+    vectors = default_model.embed(texts)
+    shipped_sentiment, shipped_topics = default_model.heads.apply(vectors)
+    sentiment, topics = retrained.heads.apply(vectors)
+    threshold = default_model.heads.topic_threshold
+    assert (shipped_sentiment.argmax(1) == sentiment.argmax(1)).mean() >= 0.99
+    assert ((shipped_topics >= threshold) == (topics >= threshold)).mean() >= 0.99
 
 
 @pytest.mark.parametrize("path", ["default_model", "fast_default_model"])

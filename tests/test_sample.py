@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from pipeline.taxonomy import Taxonomy
 from tests.conftest import RUN_STATS, SAMPLE_CSV, SAMPLE_PII, make_settings, table_snapshot
 from tests.contract import contract_violations
 from tests.fakes import CuePredictor
+from tests.golden import FINGERPRINT, fingerprint
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +127,10 @@ def test_planted_drivers_come_out_on_top(
         "AND segment_name = 'all' AND robust AND impact < 0"
     ).fetchall()
     assert ("delivery_delay",) in robust
+
+
+def test_every_table_matches_the_committed_fingerprint(sample_run: tuple[RunSummary, Path]) -> None:
+    """Row for row (apart from run ids and timings) what the committed fingerprint records; a
+    change that is meant to alter results commits a new one (`python -m tests.golden --write`)."""
+    _, db = sample_run
+    assert fingerprint(db) == json.loads(FINGERPRINT.read_text(encoding="utf-8"))

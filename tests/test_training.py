@@ -10,7 +10,13 @@ import pytest
 
 from models.classifier import CARD_FILE, HEADS_FILE, ModelError, TextClassifier, load_encoder
 from models.evaluation import classification_metrics, multilabel_metrics
-from models.registry import load_model
+from models.registry import (
+    SHIPPED_DEFAULT_MODEL,
+    default_model_dir,
+    default_recipe,
+    load_model,
+    shipped_card,
+)
 from models.training import TrainingArguments, evaluate_model, read_examples, train_model
 from pipeline.taxonomy import Taxonomy
 from tests.conftest import REPO
@@ -149,3 +155,17 @@ def test_config_alone_switches_the_encoder(tiny_encoder: Path, taxonomy: Taxonom
     assert model.folder.parent == tmp_path / "cache"
     again = load_model("default", taxonomy, tmp_path / "cache", encoder=str(tiny_encoder))
     assert again.folder == model.folder and again.model_version == model.model_version
+
+
+def test_the_shipped_default_heads_come_from_the_current_recipe(taxonomy: Taxonomy) -> None:
+    assert shipped_card().get("recipe") == default_recipe(taxonomy), (
+        "data/labelled, the taxonomy or the training code changed since the default heads were "
+        "trained: run `make default-model` and commit models/default_model"
+    )
+    assert default_model_dir(taxonomy) == SHIPPED_DEFAULT_MODEL
+
+
+def test_another_taxonomy_gets_heads_of_its_own_in_the_cache(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    edited = taxonomy.model_copy(update={"version": taxonomy.version + "-edited"})
+    folder = default_model_dir(edited, tmp_path)
+    assert folder.parent == tmp_path and folder.name.startswith("voc-default-")

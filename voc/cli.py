@@ -81,14 +81,24 @@ def _open_results(settings: Settings) -> Any:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from models.classifier import TextClassifier, configure_threads
-    from models.registry import DEFAULT_EVALUATION_DATA, DEFAULT_TRAINING_DATA, ensure_default_model
+    from models.registry import (
+        DEFAULT_EVALUATION_DATA,
+        DEFAULT_TRAINING_DATA,
+        ensure_default_model,
+        retrain_shipped_default_model,
+    )
     from models.training import TrainingArguments, train_model
     from pipeline.taxonomy import load_taxonomy
 
     settings = _settings(args)
     taxonomy = load_taxonomy(settings.taxonomy.path)
     configure_threads(settings.model.threads)
-    if args.default:
+    if args.retrain and not args.default:
+        raise VocError("--retrain goes with --default: it retrains the shipped default heads")
+    if args.retrain:
+        folder = retrain_shipped_default_model(taxonomy, settings.model.cache_dir)
+        data, evaluation = list(DEFAULT_TRAINING_DATA), list(DEFAULT_EVALUATION_DATA)
+    elif args.default:
         folder = ensure_default_model(taxonomy, settings.model.cache_dir, settings.model.encoder)
         data, evaluation = list(DEFAULT_TRAINING_DATA), list(DEFAULT_EVALUATION_DATA)
     else:
@@ -114,7 +124,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
     card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
     print(f"Model {card['model_version']} in {folder.resolve()}")
-    print(f"  trained on {', '.join(p.name for p in data)} in {card['seconds']['total']:.0f} s")
+    trained = "trained" if args.retrain or not args.default else "committed heads, trained"
+    print(f"  {trained} on {', '.join(p.name for p in data)} in {card['seconds']['total']:.0f} s")
     for name, metrics in card["metrics"].items():
         if "sentiment" in metrics:
             print(f"  {name}: sentiment macro-F1 {metrics['sentiment']['macro_f1']:.3f}")
@@ -237,7 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
         "train", parents=[common], help="train sentiment and topic heads on labelled JSONL"
     )
     train.add_argument(
-        "--default", action="store_true", help="train (or reuse) the default model from data/labelled"
+        "--default",
+        action="store_true",
+        help="set up the default model: the shipped heads on the embedded encoder, its int8 copy built once",
+    )
+    train.add_argument(
+        "--retrain",
+        action="store_true",
+        help="with --default: retrain the shipped heads from data/labelled into models/default_model",
     )
     train.add_argument(
         "--data", type=Path, action="append", help="JSONL with text + label and/or topics (repeatable)"
