@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from models.classifier import SENTIMENT_LABELS, TextClassifier
-from models.default_encoder import mean_pool
+from models.classifier import TextClassifier
+from models.embedding import mean_pool
+from pipeline.contracts import SENTIMENT_LABELS
 
 
 def naive_classifier(model: TextClassifier) -> Any:

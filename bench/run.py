@@ -32,12 +32,12 @@ from bench.memory import StageMemory, current_rss, peak_rss
 from bench.synthetic import build_responses
 from models import quiet_model_loading
 from models.fast_encoder import FAST_FOLDER_SUFFIX
-from pipeline.job import STAGES, run_job
+from pipeline.errors import Stage
+from pipeline.job import run_job
 from pipeline.settings import Settings, StoreSettings, load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 JRTE_DEV = REPO.parent / "shared" / "data" / "jrte_pn" / "dev.jsonl"
-STAGE_LABELS = {"read_validate": "ingest"}  # the job's name → the benchmark's
 MB = 1024 * 1024
 
 RunBatch = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -81,7 +81,7 @@ def bench_pipeline(n: int, out: Path, settings: Settings) -> dict[str, Any]:
         "model_load_seconds": round(model_load, 2),
         "model_load_peak_rss_mb": round(memory.peaks.get("model_load", 0) / MB),
         "stages": {
-            STAGE_LABELS.get(stage, stage): {
+            stage.value: {
                 "seconds": round(seconds, 3),
                 "responses_per_s": round(summary.rows_in / seconds, 1) if seconds else None,
                 "peak_rss_mb": round(memory.peaks.get(stage, 0) / MB),
@@ -112,7 +112,7 @@ def _distinct_sentences(db: Path, count: int, seed: int = 7) -> list[str]:
 def _torch_run(encoder: Any) -> RunBatch:
     import torch
 
-    from models.default_encoder import mean_pool
+    from models.embedding import mean_pool
 
     def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         mask = torch.from_numpy(attention_mask)
@@ -142,7 +142,7 @@ class _Steps:
         return sentiment.argmax(axis=1), topics >= self.heads.topic_threshold
 
     def measure(self, name: str, run: RunBatch, tokenizer: Any, sort: bool = True) -> np.ndarray:
-        from models.default_encoder import PaddingStats, embed_with
+        from models.embedding import PaddingStats, embed_with
 
         def embed(texts: list[str], padding: PaddingStats | None = None) -> np.ndarray:
             return embed_with(run, texts, tokenizer, self.hidden, self.batch, self.prefix, padding, sort)
@@ -202,10 +202,10 @@ def bench_classify(settings: Settings, db: Path, baseline_n: int, study_n: int) 
     import torch
 
     from bench.baseline import run_naive
-    from models.classifier import SENTIMENT_LABELS
     from models.fast_encoder import OnnxEncoder
     from models.registry import load_configured_model
     from models.vocabulary import trim_vocabulary
+    from pipeline.contracts import SENTIMENT_LABELS
 
     study = _distinct_sentences(db, study_n)
     _, reference = load_configured_model(_with_inference(settings, "reference"))
@@ -290,8 +290,8 @@ def _encoder_sizes(fast_folder: Path) -> dict[str, float]:
 
 def _jrte_f1(reference: Any, fast: Any) -> dict[str, float]:
     """Sentiment macro-F1 of both paths on the licensed jrte dev set (read here, never copied)."""
-    from models.classifier import SENTIMENT_LABELS
     from models.evaluation import classification_metrics
+    from pipeline.contracts import SENTIMENT_LABELS
     from pipeline.normalize import clean_comment
 
     rows = [json.loads(line) for line in JRTE_DEV.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -447,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings, Path(report["store"]), args.baseline_sentences, args.study_sentences
         )
     report["rss_at_end_mb"] = round(current_rss() / MB)
-    report["stage_names"] = [STAGE_LABELS.get(s, s) for s in STAGES]
+    report["stage_names"] = [stage.value for stage in Stage]
     path = args.out / f"bench-{n}.json"
     path.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     print(format_report(report))

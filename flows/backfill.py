@@ -14,9 +14,10 @@ Where the dates run (``fan_out``):
 
 Dates run one after another, oldest first, unless ``parallel`` is set, which needs PostgreSQL
 (``store.url``): a DuckDB file takes one writer process at a time. Two things to know before
-setting it. The job holds the store's write lock while it classifies, so parallel dates overlap
-their start-up and model loading, not their classification. And when one response id appears on
-two dates, the copy kept is the one whose date commits first, not the older one.
+setting it. Each date classifies without the store's write lock and takes it only to publish,
+so parallel dates classify at the same time and queue only for their writes (the ``runs``
+table's ``stage_times`` shows it). And when one response id appears on two dates, the copy kept
+is the one whose date publishes first, not the older one.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The train flow: an analyst's labelled JSONL in, a model folder with its card out.
 
-The same training as ``voc train``; as a deployment it runs on the machine that serves it, and
-the model card's metrics appear as an artifact. Point ``model.path`` at the folder to use it.
+The same training as ``voc train`` (both call `models.registry.train_configured_model`); as a
+deployment it runs on the machine that serves it, and the model card's metrics appear as an
+artifact. Point ``model.path`` at the folder to use it.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import flow_settings
-from models.classifier import CARD_FILE, configure_threads
-from models.training import TrainingArguments, train_model
-from pipeline.taxonomy import load_taxonomy
+from models.classifier import CARD_FILE
+from models.registry import train_configured_model
 
 
 @task(task_run_name="fit-{out}", cache_policy=NO_CACHE)
@@ -27,21 +27,16 @@ def fit_model(
     config: str | None,
     topic_data: list[str],
     evaluation: list[str],
-    args: dict[str, Any],
+    overrides: dict[str, Any],
 ) -> str:
     """Train and save the model folder; CPU-bound, so no retries (a second try fails the same way)."""
-    settings = flow_settings(config)
-    taxonomy = load_taxonomy(settings.taxonomy.path)
-    configure_threads(settings.model.threads)
-    arguments = TrainingArguments(**{"name": Path(out).name, "encoder": settings.model.encoder, **args})
-    folder = train_model(
+    folder = train_configured_model(
+        flow_settings(config),
         [Path(p) for p in data],
         Path(out),
-        taxonomy,
-        arguments,
-        [Path(p) for p in evaluation],
-        settings.model.cache_dir,
-        [Path(p) for p in topic_data],
+        topic_data=[Path(p) for p in topic_data],
+        evaluation=[Path(p) for p in evaluation],
+        overrides=overrides,
     )
     return str(folder)
 
@@ -71,10 +66,15 @@ def train(
     seed: int = 13,
 ) -> str:
     """Train heads (optionally fine-tuning the encoder) on ``data``; returns the model folder."""
-    args: dict[str, Any] = {"fine_tune": fine_tune, "epochs": epochs, "max_steps": max_steps, "seed": seed}
+    overrides: dict[str, Any] = {
+        "fine_tune": fine_tune,
+        "epochs": epochs,
+        "max_steps": max_steps,
+        "seed": seed,
+    }
     if encoder:
-        args["encoder"] = encoder
-    folder = fit_model(data, out, config, topic_data or [], evaluation or [], args)
+        overrides["encoder"] = encoder
+    folder = fit_model(data, out, config, topic_data or [], evaluation or [], overrides)
     card = json.loads((Path(folder) / CARD_FILE).read_text(encoding="utf-8"))
     create_markdown_artifact(card_markdown(card), key="model-card", description=card["model_version"])
     return folder

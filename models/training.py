@@ -8,7 +8,6 @@ model card with the data hashes, labels, parameters, metrics and versions.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -25,7 +24,6 @@ from models.classifier import (
     CARD_FILE,
     DEFAULT_ENCODER,
     HEADS_FILE,
-    SENTIMENT_LABELS,
     Heads,
     ModelError,
     TextClassifier,
@@ -33,9 +31,11 @@ from models.classifier import (
     heads_version,
     load_encoder,
 )
-from models.default_encoder import embed
+from models.embedding import embed
 from models.evaluation import classification_metrics, multilabel_metrics
 from pipeline import __version__
+from pipeline.checksums import file_sha256
+from pipeline.contracts import SENTIMENT_LABELS, SentimentLabel
 from pipeline.normalize import NORMALIZER_VERSION, clean_comment
 from pipeline.taxonomy import Taxonomy
 
@@ -47,7 +47,7 @@ TRAINING_VERSION = 1
 @dataclass(frozen=True, slots=True)
 class Example:
     text: str
-    label: str | None
+    label: SentimentLabel | None
     topics: tuple[str, ...] | None
 
 
@@ -99,21 +99,18 @@ def read_examples(path: Path, taxonomy: Taxonomy) -> list[Example]:
                     f"{path}:{number}: unknown topic(s) {', '.join(unknown)} for taxonomy {taxonomy.version}"
                 )
         text = clean_comment(row["text"]).text
-        examples.append(Example(text, label, tuple(topics) if topics is not None else None))
+        sentiment = SentimentLabel(label) if label is not None else None
+        examples.append(Example(text, sentiment, tuple(topics) if topics is not None else None))
     if not examples:
         raise ModelError(f"{path} has no examples")
     return examples
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def train_model(
     data: Sequence[Path],
     out_dir: Path,
     taxonomy: Taxonomy,
-    args: TrainingArguments = TrainingArguments(),
+    arguments: TrainingArguments = TrainingArguments(),
     evaluation: Sequence[Path] = (),
     cache_dir: Path | None = None,
     topic_data: Sequence[Path] = (),
@@ -124,6 +121,58 @@ def train_model(
     topic head, so a sentiment-only corpus can be paired with the project's topic examples.
     """
     started = time.perf_counter()
+    training_set = _training_set(data, topic_data, taxonomy)
+    _seed_everything(arguments.seed)
+    if arguments.encoder != DEFAULT_ENCODER and Path(arguments.encoder).exists():
+        # a relative folder would resolve against wherever the model is loaded later
+        arguments = replace(arguments, encoder=str(Path(arguments.encoder).resolve()))
+    encoder, tokenizer = load_encoder(arguments.encoder, cache_dir)
+    prefix = encoder_prefix(arguments.encoder)
+    fine_tune_seconds = 0.0
+    if arguments.fine_tune:
+        tuned = time.perf_counter()
+        fine_tune_encoder(encoder, tokenizer, training_set.sentiment_rows, arguments, prefix)
+        fine_tune_seconds = time.perf_counter() - tuned
+
+    texts = training_set.texts
+    vectors = dict(zip(texts, embed(texts, encoder, tokenizer, prefix=prefix), strict=True))
+    heads = fit_heads(
+        vectors, training_set.sentiment_rows, training_set.topic_rows, taxonomy.leaf_ids, arguments
+    )
+
+    staging = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    heads.save(staging / HEADS_FILE)
+    encoder_name = arguments.encoder
+    if arguments.fine_tune:
+        encoder_name = _save_fine_tuned_encoder(encoder, tokenizer, staging / "encoder", arguments.encoder)
+    card = _model_card(arguments, heads, encoder_name, prefix, taxonomy, training_set)
+    card["seconds"]["fine_tune"] = round(fine_tune_seconds, 1)
+    _write_card(staging, card)
+    if evaluation:
+        model = TextClassifier(staging, card, heads, encoder, tokenizer)
+        for path in evaluation:
+            card["metrics"][path.name] = evaluate_model(model, read_examples(path, taxonomy))
+    card["seconds"]["total"] = round(time.perf_counter() - started, 1)
+    _write_card(staging, card)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    staging.rename(out_dir)
+    return out_dir
+
+
+@dataclass(frozen=True)
+class _TrainingSet:
+    """The labelled files read and checked, and the rows each head is fitted on."""
+
+    files: tuple[tuple[Path, str, int], ...]  # (file, what it trains, rows) in argument order
+    texts: list[str]  # every distinct text, sorted: embedded once
+    sentiment_rows: list[Example]
+    topic_rows: list[Example]
+
+
+def _training_set(data: Sequence[Path], topic_data: Sequence[Path], taxonomy: Taxonomy) -> _TrainingSet:
     read = {path: read_examples(path, taxonomy) for path in [*data, *topic_data]}
     examples = [e for path in data for e in read[path]]
     topic_only = [e for path in topic_data for e in read[path]]
@@ -136,39 +185,37 @@ def train_model(
             "no topic labels in the training data (lines need 'topics'); add a file that has them, "
             "e.g. --topic-data data/labelled/topics_train.jsonl"
         )
-    _seed_everything(args.seed)
-    if args.encoder != DEFAULT_ENCODER and Path(args.encoder).exists():
-        # a relative folder would resolve against wherever the model is loaded later
-        args = replace(args, encoder=str(Path(args.encoder).resolve()))
-    encoder, tokenizer = load_encoder(args.encoder, cache_dir)
-    prefix = encoder_prefix(args.encoder)
-    fine_tune_seconds = 0.0
-    if args.fine_tune:
-        tuned = time.perf_counter()
-        fine_tune_encoder(encoder, tokenizer, sentiment_rows, args, prefix)
-        fine_tune_seconds = time.perf_counter() - tuned
-
+    files = tuple(
+        (path, use, len(read[path]))
+        for paths, use in ((data, "sentiment+topics"), (topic_data, "topics"))
+        for path in paths
+    )
     texts = sorted({e.text for e in [*examples, *topic_only]})
-    vectors = dict(zip(texts, embed(texts, encoder, tokenizer, prefix=prefix), strict=True))
-    heads = fit_heads(vectors, sentiment_rows, topic_rows, taxonomy.leaf_ids, args)
+    return _TrainingSet(files, texts, sentiment_rows, topic_rows)
 
-    staging = out_dir.with_name(f".{out_dir.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    heads.save(staging / HEADS_FILE)
-    encoder_name = args.encoder
-    if args.fine_tune:
-        encoder.save_pretrained(staging / "encoder")
-        tokenizer.save_pretrained(staging / "encoder")
-        encoder_name = (
-            f"{args.encoder}+fine-tuned-{file_sha256(staging / 'encoder' / 'model.safetensors')[:10]}"
-        )
-    card: dict[str, Any] = {
-        "name": args.name,
-        "model_version": heads_version(args.name, heads, encoder_name),
+
+def _save_fine_tuned_encoder(encoder: Any, tokenizer: Any, folder: Path, base_name: str) -> str:
+    """Save the fine-tuned encoder into the model folder; returns its name for the model version."""
+    encoder.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return f"{base_name}+fine-tuned-{file_sha256(folder / 'model.safetensors')[:10]}"
+
+
+def _model_card(
+    arguments: TrainingArguments,
+    heads: Heads,
+    encoder_name: str,
+    prefix: str,
+    taxonomy: Taxonomy,
+    training_set: _TrainingSet,
+) -> dict[str, Any]:
+    """The card of a freshly trained folder; its metrics and timings are filled in after."""
+    return {
+        "name": arguments.name,
+        "model_version": heads_version(arguments.name, heads, encoder_name),
         "encoder": {
-            "name": args.encoder,
-            "fine_tuned": args.fine_tune,
+            "name": arguments.encoder,
+            "fine_tuned": arguments.fine_tune,
             "prefix": prefix,
             "pooling": "mean+l2",
         },
@@ -176,29 +223,21 @@ def train_model(
         "topics": list(taxonomy.leaf_ids),
         "taxonomy_version": taxonomy.version,
         "training_data": [
-            {"file": path.name, "sha256": file_sha256(path), "rows": len(read[path]), "use": use}
-            for paths, use in ((data, "sentiment+topics"), (topic_data, "topics"))
-            for path in paths
+            {"file": path.name, "sha256": file_sha256(path), "rows": rows, "use": use}
+            for path, use, rows in training_set.files
         ],
-        "examples": {"sentiment": len(sentiment_rows), "topics": len(topic_rows)},
-        "arguments": asdict(args),
-        "seconds": {"fine_tune": round(fine_tune_seconds, 1), "total": 0.0},
+        "examples": {"sentiment": len(training_set.sentiment_rows), "topics": len(training_set.topic_rows)},
+        "arguments": asdict(arguments),
+        "seconds": {"fine_tune": 0.0, "total": 0.0},
         "code_version": __version__,
         "training_version": TRAINING_VERSION,
         "normalizer_version": NORMALIZER_VERSION,
         "metrics": {},
     }
-    (staging / CARD_FILE).write_text(json.dumps(card, ensure_ascii=False, indent=2), encoding="utf-8")
-    if evaluation:
-        model = TextClassifier(staging, card, heads, encoder, tokenizer)
-        for path in evaluation:
-            card["metrics"][path.name] = evaluate_model(model, read_examples(path, taxonomy))
-    card["seconds"]["total"] = round(time.perf_counter() - started, 1)
-    (staging / CARD_FILE).write_text(json.dumps(card, ensure_ascii=False, indent=2), encoding="utf-8")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    staging.rename(out_dir)
-    return out_dir
+
+
+def _write_card(folder: Path, card: dict[str, Any]) -> None:
+    (folder / CARD_FILE).write_text(json.dumps(card, ensure_ascii=False, indent=2), encoding="utf-8")
 
 
 def fit_heads(
@@ -206,13 +245,15 @@ def fit_heads(
     sentiment_rows: Sequence[Example],
     topic_rows: Sequence[Example],
     topic_ids: Sequence[str],
-    args: TrainingArguments,
+    arguments: TrainingArguments,
 ) -> Heads:
     from sklearn.linear_model import LogisticRegression
 
     x = np.stack([vectors[e.text] for e in sentiment_rows])
     y = [SENTIMENT_LABELS.index(e.label) for e in sentiment_rows if e.label is not None]
-    sentiment = LogisticRegression(C=args.sentiment_c, max_iter=5000, random_state=args.seed).fit(x, y)
+    sentiment = LogisticRegression(C=arguments.sentiment_c, max_iter=5000, random_state=arguments.seed).fit(
+        x, y
+    )
     if list(sentiment.classes_) != [0, 1, 2]:
         raise ModelError("the sentiment data needs examples of all three labels")
 
@@ -224,7 +265,7 @@ def fit_heads(
         if target.sum() == 0 or target.all():
             raise ModelError(f"topic {topic!r} needs both positive and negative examples in the topic data")
         head = LogisticRegression(
-            C=args.topic_c, class_weight="balanced", max_iter=5000, random_state=args.seed
+            C=arguments.topic_c, class_weight="balanced", max_iter=5000, random_state=arguments.seed
         ).fit(xt, target)
         topic_w[i], topic_b[i] = head.coef_[0], head.intercept_[0]
     return Heads(
@@ -232,64 +273,41 @@ def fit_heads(
         sentiment_b=sentiment.intercept_.astype(np.float32),
         topic_w=topic_w,
         topic_b=topic_b,
-        topic_threshold=np.full(len(topic_ids), args.topic_threshold, dtype=np.float32),
+        topic_threshold=np.full(len(topic_ids), arguments.topic_threshold, dtype=np.float32),
     )
 
 
 def fine_tune_encoder(
-    encoder: Any, tokenizer: Any, rows: Sequence[Example], args: TrainingArguments, prefix: str
+    encoder: Any, tokenizer: Any, rows: Sequence[Example], arguments: TrainingArguments, prefix: str
 ) -> None:
     """Fine-tune the encoder for sentiment with a temporary linear head over the pooled vector."""
     import torch
 
     hidden = int(encoder.config.hidden_size)
     head = torch.nn.Linear(hidden, len(SENTIMENT_LABELS))
-    if args.freeze_embeddings:
+    if arguments.freeze_embeddings:
         encoder.get_input_embeddings().weight.requires_grad_(False)
     trainable = [p for p in encoder.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         [
-            {"params": trainable, "lr": args.learning_rate},
-            {"params": head.parameters(), "lr": args.head_learning_rate},
+            {"params": trainable, "lr": arguments.learning_rate},
+            {"params": head.parameters(), "lr": arguments.head_learning_rate},
         ],
         weight_decay=0.01,
     )
-    steps_per_epoch = math.ceil(len(rows) / args.batch_size)
-    total = (
-        steps_per_epoch * args.epochs
-        if args.max_steps is None
-        else min(args.max_steps, steps_per_epoch * args.epochs)
-    )
-    warmup = max(1, total // 10)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
-    )
+    total = _fine_tune_steps(len(rows), arguments)
+    scheduler = _warmup_then_linear_decay(optimizer, total)
     order = list(range(len(rows)))
-    rng = random.Random(args.seed)
+    rng = random.Random(arguments.seed)
     encoder.train()
     step = 0
-    for _ in range(args.epochs):
+    for _ in range(arguments.epochs):
         rng.shuffle(order)
-        for start in range(0, len(order), args.batch_size):
+        for start in range(0, len(order), arguments.batch_size):
             if step >= total:
                 break
-            batch_rows = [rows[i] for i in order[start : start + args.batch_size]]
-            batch = tokenizer(
-                [prefix + e.text for e in batch_rows],
-                padding=True,
-                truncation=True,
-                max_length=args.max_length,
-                return_tensors="pt",
-            )
-            labels = torch.tensor([SENTIMENT_LABELS.index(e.label or "") for e in batch_rows])
-            states = encoder(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-            ).last_hidden_state
-            mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
-            pooled = torch.nn.functional.normalize(
-                (states * mask).sum(1) / mask.sum(1).clamp(min=1.0), dim=-1
-            )
-            loss = torch.nn.functional.cross_entropy(head(pooled), labels)
+            batch_rows = [rows[i] for i in order[start : start + arguments.batch_size]]
+            loss = _sentiment_loss(encoder, tokenizer, head, batch_rows, prefix, arguments.max_length)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
@@ -298,6 +316,44 @@ def fine_tune_encoder(
             step += 1
     encoder.eval()
     encoder.get_input_embeddings().weight.requires_grad_(True)
+
+
+def _fine_tune_steps(n_rows: int, arguments: TrainingArguments) -> int:
+    """Optimizer steps: every batch of every epoch, or ``max_steps`` if that is fewer."""
+    steps_per_epoch = math.ceil(n_rows / arguments.batch_size)
+    if arguments.max_steps is None:
+        return steps_per_epoch * arguments.epochs
+    return min(arguments.max_steps, steps_per_epoch * arguments.epochs)
+
+
+def _warmup_then_linear_decay(optimizer: Any, total: int) -> Any:
+    """Learning rates rise linearly over the first tenth of the steps, then fall linearly to 0."""
+    import torch
+
+    warmup = max(1, total // 10)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
+    )
+
+
+def _sentiment_loss(
+    encoder: Any, tokenizer: Any, head: Any, rows: Sequence[Example], prefix: str, max_length: int
+) -> Any:
+    """Cross-entropy of the temporary head over the batch's pooled, L2-normalised vectors."""
+    import torch
+
+    batch = tokenizer(
+        [prefix + e.text for e in rows],
+        padding=True,
+        truncation=True,
+        max_length=max_length,
+        return_tensors="pt",
+    )
+    labels = torch.tensor([SENTIMENT_LABELS.index(e.label or "") for e in rows])
+    states = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
+    pooled = torch.nn.functional.normalize((states * mask).sum(1) / mask.sum(1).clamp(min=1.0), dim=-1)
+    return torch.nn.functional.cross_entropy(head(pooled), labels)
 
 
 def evaluate_model(model: TextClassifier, examples: Sequence[Example]) -> dict[str, Any]:

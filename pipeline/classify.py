@@ -1,7 +1,7 @@
 """Classification results as records: sentence sentiment and topics, then per-response roll-ups.
 
-The model (see `models.classifier`) returns probabilities only; this module turns them into
-labels with documented rules, so the rules are testable without a model:
+A model returns `Predictions` (probabilities only); this module turns them into labels with
+documented rules, so the rules are testable without a model:
 
 - A sentence's sentiment is the most probable of negative / neutral / positive.
 - A sentence mentions a topic when the topic's probability reaches the model's threshold.
@@ -24,24 +24,8 @@ from typing import Protocol
 
 import numpy as np
 
-from pipeline.contracts import ProcessedResponse
+from pipeline.contracts import SENTIMENT_LABELS, Predictions, ProcessedResponse, SentimentLabel
 from pipeline.taxonomy import Taxonomy
-
-SENTIMENT_LABELS = ("negative", "neutral", "positive")
-
-
-class Predicted(Protocol):
-    @property
-    def sentiment(self) -> np.ndarray: ...  # [n, 3]
-
-    @property
-    def topics(self) -> np.ndarray: ...  # [n, T]
-
-    @property
-    def topic_ids(self) -> tuple[str, ...]: ...
-
-    @property
-    def topic_threshold(self) -> np.ndarray: ...  # [T]
 
 
 class SentencePredictor(Protocol):
@@ -53,7 +37,7 @@ class SentencePredictor(Protocol):
     @property
     def taxonomy_version(self) -> str: ...
 
-    def predict(self, texts: Sequence[str], batch_size: int = 32) -> Predicted: ...
+    def predict(self, texts: Sequence[str], batch_size: int = 32) -> Predictions: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +49,7 @@ class SentenceTopic:
 
 @dataclass(frozen=True, slots=True)
 class SentenceLabels:
-    sentiment: str
+    sentiment: SentimentLabel
     probabilities: tuple[float, float, float]
     topics: tuple[SentenceTopic, ...]
     weight: int  # content words, at least 1
@@ -77,14 +61,14 @@ class ResponseTopic:
     parent_id: str | None
     score: float
     sentence_count: int
-    sentiment: str
+    sentiment: SentimentLabel
     probabilities: tuple[float, float, float]
     evidence: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class ResponseLabels:
-    sentiment: str | None
+    sentiment: SentimentLabel | None
     probabilities: tuple[float, float, float] | None
     sentences: tuple[SentenceLabels, ...]
     topics: tuple[ResponseTopic, ...]
@@ -117,7 +101,7 @@ def classify_chunk(
 def label_sentence(
     sentiment: np.ndarray,
     topic_probs: np.ndarray,
-    predicted: Predicted,
+    predicted: Predictions,
     lemmas: Sequence[str],
     taxonomy: Taxonomy,
 ) -> SentenceLabels:
@@ -137,7 +121,9 @@ def label_sentence(
     )
 
 
-def weighted_sentiment(sentences: Sequence[SentenceLabels]) -> tuple[str, tuple[float, float, float]]:
+def weighted_sentiment(
+    sentences: Sequence[SentenceLabels],
+) -> tuple[SentimentLabel, tuple[float, float, float]]:
     weights = np.array([s.weight for s in sentences], dtype=float)
     probs = np.array([s.probabilities for s in sentences]) * weights[:, None]
     mean = probs.sum(axis=0) / weights.sum()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
+
+import numpy as np
 
 from pipeline.errors import ReasonCode, Stage
 from pipeline.normalize import PiiKind
@@ -13,6 +15,38 @@ from pipeline.tokenize import Token
 
 # segment_value for responses whose segment cell was empty, in aggregates and driver tables
 BLANK_SEGMENT = "(blank)"
+
+
+@dataclass(frozen=True, slots=True)
+class DateScope:
+    """Dates a run covers. No bounds: every date found in the input."""
+
+    start: date | None = None
+    end: date | None = None
+
+    def __post_init__(self) -> None:
+        if (self.start is None) != (self.end is None):
+            raise ValueError("a date scope needs both ends or neither")
+        if self.start and self.end and self.start > self.end:
+            raise ValueError(f"scope starts {self.start} after it ends {self.end}")
+
+    @classmethod
+    def single(cls, day: date) -> DateScope:
+        return cls(day, day)
+
+    @property
+    def is_bounded(self) -> bool:
+        return self.start is not None
+
+    def contains(self, day: date) -> bool:
+        if self.start is None or self.end is None:
+            return True
+        return self.start <= day <= self.end
+
+    def days(self) -> list[date]:
+        if self.start is None or self.end is None:
+            return []
+        return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +60,13 @@ class Lineage:
     dictionary_version: str
     model_version: str
     taxonomy_version: str
+
+
+class TermKind(StrEnum):
+    """What a ``terms`` row counts (its ``term_kind``)."""
+
+    LEMMA = "lemma"  # a content word's dictionary form
+    NOUN_PHRASE = "noun_phrase"  # consecutive nouns, joined (`pipeline.tokenize.noun_phrases`)
 
 
 class NpsCategory(StrEnum):
@@ -91,6 +132,28 @@ class ProcessedResponse:
     comment_masked: str
     pii_kinds: tuple[PiiKind, ...]
     sentences: tuple[Sentence, ...]
+
+
+class SentimentLabel(StrEnum):
+    """A sentence's or a response's sentiment; the order is the model's probability columns."""
+
+    NEGATIVE = "negative"
+    NEUTRAL = "neutral"
+    POSITIVE = "positive"
+
+
+# The labels in the order of `Predictions.sentiment`'s columns (and of a model's sentiment head).
+SENTIMENT_LABELS: tuple[SentimentLabel, ...] = tuple(SentimentLabel)
+
+
+@dataclass(frozen=True, slots=True)
+class Predictions:
+    """What a model returns for n sentences: probabilities only, no labels yet."""
+
+    sentiment: np.ndarray  # [n, 3] probabilities in SENTIMENT_LABELS order
+    topics: np.ndarray  # [n, T] independent probabilities in topic_ids order
+    topic_ids: tuple[str, ...]
+    topic_threshold: np.ndarray  # [T]: a sentence mentions topic j when topics[:, j] >= this
 
 
 def nps_category(score: int) -> NpsCategory:

@@ -24,9 +24,18 @@ class StoreError(VocError):
 
 
 class Stage(StrEnum):
-    """Pipeline stage at which a row was rejected."""
+    """The stages of a run, in order (`pipeline.job`). The quarantine table names the one that
+    rejected a record, and the runs table times each; the values are stable."""
 
-    INGEST = "ingest"
+    INGEST = "ingest"  # read and validate records, keep the run's dates
+    NORMALIZE = "normalize"  # NFKC, PII masking, sentences
+    TOKENIZE = "tokenize"
+    CLASSIFY = "classify"
+    TERMS = "terms"
+    WRITE = "write"  # result rows built and staged, outside the store's lock
+    PUBLISH = "publish"  # the run's partitions replaced, under the lock
+    AGGREGATE = "aggregate"
+    DRIVERS = "drivers"
 
 
 class ReasonCode(StrEnum):

@@ -18,23 +18,17 @@ import json
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from pipeline.classify import SentencePredictor
+from pipeline.contracts import Predictions
 from pipeline.store import Store
 
 CACHE_TABLE = "inference_cache"
 # about 200 bytes a sentence with 20 topics: 50,000 sentences stay well under 50 MB
 MEMORY_ENTRIES = 50_000
-
-
-@dataclass(slots=True)
-class CachedPredictions:
-    sentiment: np.ndarray
-    topics: np.ndarray
-    topic_ids: tuple[str, ...]
-    topic_threshold: np.ndarray
 
 
 @dataclass
@@ -55,8 +49,9 @@ def text_key(text: str) -> str:
 class CachedPredictor:
     """A `SentencePredictor` that asks the wrapped model only for sentences it has not seen.
 
-    ``store`` None keeps the in-memory layer only (``model.inference_cache: false``). New
-    predictions are written inside the caller's transaction, so a failed run leaves no rows.
+    ``store`` None keeps the in-memory layer only (``model.inference_cache: false``). The store
+    is only read: new predictions wait in `take_rows` for the caller to stage and publish with
+    the run's other rows, so classifying needs no write lock and a failed run leaves no rows.
     """
 
     def __init__(
@@ -73,6 +68,7 @@ class CachedPredictor:
         self.counts = CacheCounts()
         self._memory: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._heads: tuple[tuple[str, ...], np.ndarray] | None = None
+        self._new: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def model_version(self) -> str:
@@ -82,7 +78,7 @@ class CachedPredictor:
     def taxonomy_version(self) -> str:
         return self.predictor.taxonomy_version
 
-    def predict(self, texts: Sequence[str], batch_size: int = 32) -> CachedPredictions:
+    def predict(self, texts: Sequence[str], batch_size: int = 32) -> Predictions:
         keys = [text_key(t) for t in texts]
         found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for key in dict.fromkeys(keys):
@@ -105,13 +101,13 @@ class CachedPredictor:
             }
             self.counts.computed += len(computed)
             if self.store is not None:
-                self._write(self.store, computed)
+                self._new.update(computed)
             found.update(computed)
             self._remember(computed)
         topic_ids, threshold = self._heads
         sentiment = np.array([found[k][0] for k in keys], dtype=float).reshape(len(keys), 3)
         topics = np.array([found[k][1] for k in keys], dtype=float).reshape(len(keys), len(topic_ids))
-        return CachedPredictions(sentiment, topics, topic_ids, threshold)
+        return Predictions(sentiment, topics, topic_ids, threshold)
 
     def _remember(self, entries: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
         for key, value in entries.items():
@@ -136,21 +132,20 @@ class CachedPredictor:
             for key, neg, neu, pos, topics in rows
         }
 
-    def _write(self, store: Store, computed: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-        store.insert(
-            CACHE_TABLE,
-            [
-                {
-                    "text_sha256": key,
-                    "model_version": self.model_version,
-                    "taxonomy_version": self.taxonomy_version,
-                    "p_negative": float(sentiment[0]),
-                    "p_neutral": float(sentiment[1]),
-                    "p_positive": float(sentiment[2]),
-                    # repr of a double round-trips exactly through JSON
-                    "topic_probabilities": json.dumps([float(p) for p in topics]),
-                    "run_id": self.run_id,
-                }
-                for key, (sentiment, topics) in computed.items()
-            ],
-        )
+    def take_rows(self) -> list[dict[str, Any]]:
+        """``inference_cache`` rows for the predictions computed since the last call."""
+        rows = [
+            {
+                "text_sha256": key,
+                "model_version": self.model_version,
+                "taxonomy_version": self.taxonomy_version,
+                "p_negative": float(sentiment[0]),
+                "p_neutral": float(sentiment[1]),
+                "p_positive": float(sentiment[2]),
+                # repr of a double round-trips exactly through JSON
+                "topic_probabilities": json.dumps([float(p) for p in topics]),
+            }
+            for key, (sentiment, topics) in self._new.items()
+        ]
+        self._new = {}
+        return rows

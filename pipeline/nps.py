@@ -55,10 +55,10 @@ def nps_estimate(promoters: int, passives: int, detractors: int, confidence: flo
     )
 
 
-def wald_se(promoters: int, passives: int, detractors: int) -> float:
-    """Plain Wald standard error in NPS points: 100·√((p + d − (p − d)²)/N)."""
-    n = promoters + passives + detractors
-    if n == 0:
-        raise ValueError("no responses")
-    p, d = promoters / n, detractors / n
-    return 100.0 * math.sqrt((p + d - (p - d) ** 2) / n)
+def nps_count_columns(category_column: str = "nps_category") -> str:
+    """SQL for a GROUP BY's promoter, passive and detractor counts, in that order (the order
+    `nps_estimate` takes them in)."""
+    return ", ".join(
+        f"count(*) FILTER (WHERE {category_column} = '{category}')"
+        for category in ("promoter", "passive", "detractor")
+    )

@@ -2,7 +2,7 @@
 
 Co-mentioned topics share responses, so a topic's raw impact includes its neighbours' effects.
 Holding the other topics and the controls fixed answers "what would NPS be if this topic's
-problem disappeared" (drivers.md, "Adjusted drivers"):
+problem disappeared" (docs/drivers-statistics.md, "Adjusted ΔNPS and odds ratio"):
 
     P̂_D = σ(x·β_D), P̂_P = σ(x·β_P) fitted by penalised (ridge) Newton–Raphson; the ridge keeps
     rare or perfectly separating topics finite. The intercept is not penalised.

@@ -11,9 +11,9 @@ from datetime import date
 from typing import Any, Literal
 
 from pipeline.contracts import BLANK_SEGMENT
-from pipeline.job import RunSummary
-from pipeline.nps import nps_estimate
+from pipeline.nps import nps_count_columns, nps_estimate
 from pipeline.store import Store
+from pipeline.summary import RunSummary
 
 Period = Literal["day", "week", "month", "all"]
 
@@ -75,9 +75,7 @@ def nps_by_period(
     rows = store.query(
         f"""
         SELECT {bucket} AS period, {segment_sql} AS segment_value,
-               count(*) FILTER (WHERE r.nps_category = 'promoter'),
-               count(*) FILTER (WHERE r.nps_category = 'passive'),
-               count(*) FILTER (WHERE r.nps_category = 'detractor')
+               {nps_count_columns("r.nps_category")}
         FROM responses r {join} {where_sql}
         GROUP BY 1, 2 ORDER BY 1, 2
         """,
@@ -121,6 +119,17 @@ def format_run_summary(
     confidence: float = 0.95,
     windows: Sequence[int] = (7, 28, 90),
 ) -> str:
+    """What a run did, then NPS, drivers and detractor terms over its dates, from the store."""
+    lines = _run_counts(summary, model_version)
+    if summary.partitions:
+        start, end = summary.partitions[0], summary.partitions[-1]
+        lines += _nps_sections(store, segments, start, end, confidence)
+        lines += _driver_sections(store, 28 if 28 in windows else max(windows), end, confidence)
+    lines += ["", f"Result tables: {summary.store_location}"]
+    return "\n".join(lines)
+
+
+def _run_counts(summary: RunSummary, model_version: str) -> list[str]:
     lines = [
         f"Run {summary.run_id} ({summary.kind}) {summary.status}: {summary.source_name}",
         f"  model {model_version}",
@@ -141,40 +150,44 @@ def format_run_summary(
             f"  distinct sentences classified by the model {summary.predictions_computed}, "
             f"reused from the inference cache {summary.predictions_reused}"
         )
-    seconds = sum(summary.seconds_by_stage.values())
-    lines.append(f"  took {seconds:.1f} s")
-    if summary.partitions:
-        start, end = summary.partitions[0], summary.partitions[-1]
-        level = f"{confidence:.0%}"
-        lines += ["", f"NPS over the run's dates ({level} interval, adjusted Wald):"]
-        lines.append(
-            format_nps_rows(nps_by_period(store, "all", None, start, end, confidence), None, confidence)
-        )
-        lines += ["", "NPS by month:"]
-        lines.append(
-            format_nps_rows(nps_by_period(store, "month", None, start, end, confidence), None, confidence)
-        )
-        for segment in segments:
-            lines += ["", f"NPS by {segment}:"]
-            rows = nps_by_period(store, "all", segment, start, end, confidence)
-            lines.append(format_nps_rows(rows, segment, confidence))
-        window = 28 if 28 in windows else max(windows)
-        rows = detractor_drivers(store, window, None, end, limit=5)
-        if rows:
-            lines += ["", f"Top detractor drivers, {window} days to {end} (`voc drivers` for more):"]
-            lines.append(format_drivers(rows, confidence, examples=1))
-        terms = top_detractor_terms(store, window, end)
-        if terms:
-            lines += ["", f"Words detractors use more than promoters, {window} days to {end} "
-                      "(weighted log-odds; a screening list):"]  # fmt: skip
-            lines.append(format_table(
-                ["term", "detractors", "promoters", "z", "covered by topic"],
-                [[t["term"], t["detractor_responses"], t["promoter_responses"], f"{t['z']:.1f}",
-                  t["covered_by_topic_id"] or "(none yet)"] for t in terms],
-                [False, True, True, True, False],
-            ))  # fmt: skip
-    lines += ["", f"Result tables: {summary.store_location}"]
-    return "\n".join(lines)
+    lines.append(f"  took {sum(summary.seconds_by_stage.values()):.1f} s")
+    return lines
+
+
+def _nps_sections(
+    store: Store, segments: Sequence[str], start: date, end: date, confidence: float
+) -> list[str]:
+    level = f"{confidence:.0%}"
+    lines = ["", f"NPS over the run's dates ({level} interval, adjusted Wald):"]
+    lines.append(format_nps_rows(nps_by_period(store, "all", None, start, end, confidence), None, confidence))
+    lines += ["", "NPS by month:"]
+    lines.append(
+        format_nps_rows(nps_by_period(store, "month", None, start, end, confidence), None, confidence)
+    )
+    for segment in segments:
+        lines += ["", f"NPS by {segment}:"]
+        rows = nps_by_period(store, "all", segment, start, end, confidence)
+        lines.append(format_nps_rows(rows, segment, confidence))
+    return lines
+
+
+def _driver_sections(store: Store, window: int, end: date, confidence: float) -> list[str]:
+    lines: list[str] = []
+    rows = detractor_drivers(store, window, None, end, limit=5)
+    if rows:
+        lines += ["", f"Top detractor drivers, {window} days to {end} (`voc drivers` for more):"]
+        lines.append(format_drivers(rows, confidence, examples=1))
+    terms = top_detractor_terms(store, window, end)
+    if terms:
+        lines += ["", f"Words detractors use more than promoters, {window} days to {end} "
+                  "(weighted log-odds; a screening list):"]  # fmt: skip
+        lines.append(format_table(
+            ["term", "detractors", "promoters", "z", "covered by topic"],
+            [[t["term"], t["detractor_responses"], t["promoter_responses"], f"{t['z']:.1f}",
+              t["covered_by_topic_id"] or "(none yet)"] for t in terms],
+            [False, True, True, True, False],
+        ))  # fmt: skip
+    return lines
 
 
 def detractor_drivers(

@@ -123,7 +123,8 @@ class NpsSettings(_Strict):
 
 
 class DriverSettings(_Strict):
-    """How the drivers and detractor_terms tables are computed (see pipeline/drivers.py)."""
+    """How the drivers and detractor_terms tables are computed (pipeline/drivers/; the statistics
+    are defined in docs/drivers-statistics.md)."""
 
     windows: list[int] = Field(default_factory=lambda: [7, 28, 90])  # days, each ending on a response date
     min_responses: int = Field(default=30, ge=1)  # below this many mentions a row is low-confidence

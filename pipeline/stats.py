@@ -1,4 +1,4 @@
-"""Statistics for detractor drivers (see ../shared/design/drivers.md for the definitions).
+"""Statistics for detractor drivers (docs/drivers-statistics.md defines each one).
 
 Pure functions over counts, each checked against hand-computed values in tests/test_stats.py.
 Intervals are 95% by default; every function takes ``z`` so the configured level is honoured.

@@ -1,12 +1,13 @@
-"""The result store: tables created from the documented schema in ``tables.yaml``, in a DuckDB
+"""The result store: tables created from the documented schema (`pipeline.schema`), in a DuckDB
 file (the default) or a PostgreSQL database (``store.url``), with the same behaviour in both.
 
-A run writes inside one transaction: it deletes the partitions (response dates) it covers,
-inserts the new rows chunk by chunk and commits once, so readers never see a half-written
-day and re-running the same input leaves the tables identical. Writers are serialised: DuckDB
-lets one process open a file for writing (a second gets a clear error); in PostgreSQL a write
-transaction takes an advisory lock first, so two runs of the same dates queue instead of
-interleaving their deletes and inserts.
+A run publishes inside one transaction (`pipeline.publish`): it deletes the partitions
+(response dates) it covers, inserts its staged rows chunk by chunk and commits once, so readers
+never see a half-written day and re-running the same input leaves the tables identical. Writers
+are serialised: DuckDB lets one process open a file for writing (a second gets a clear error);
+in PostgreSQL a write transaction takes an advisory lock first, so two runs of the same dates
+queue instead of interleaving their deletes and inserts, while their reads and classification
+go on in parallel.
 
 SQL passed to `Store.query` is the subset both databases understand: ``?`` placeholders,
 ``= ANY(?)`` for a list, ``GROUP BY 1, 2``, ``count(*) FILTER (WHERE …)``.
@@ -14,148 +15,34 @@ SQL passed to `Store.query` is the subset both databases understand: ``?`` place
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
-import yaml
 from numpy.typing import NDArray
 
 from pipeline.errors import StoreError
+from pipeline.schema import (
+    TableSpec,
+    ViewSpec,
+    schema_version,
+    table_specs,
+    to_arrow,
+    view_specs,
+)
 from pipeline.settings import DUCKDB_MEMORY_LIMIT
 
 if TYPE_CHECKING:
     from pipeline.settings import StoreSettings
 
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "VARCHAR": pa.string(),
-    "INTEGER": pa.int32(),
-    "BIGINT": pa.int64(),
-    "DOUBLE": pa.float64(),
-    "BOOLEAN": pa.bool_(),
-    "DATE": pa.date32(),
-    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
-}
-# the documented (DuckDB) type → how each database names it in information_schema
-REPORTED_TYPES: dict[str, dict[str, str]] = {
-    "duckdb": {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"},
-    "postgresql": {
-        "VARCHAR": "character varying",
-        "INTEGER": "integer",
-        "BIGINT": "bigint",
-        "DOUBLE": "double precision",
-        "BOOLEAN": "boolean",
-        "DATE": "date",
-        "TIMESTAMPTZ": "timestamp with time zone",
-    },
-}
-_POSTGRES_DDL_TYPES = {"DOUBLE": "DOUBLE PRECISION"}
 _FETCH_ROWS = 100_000  # rows turned into Python objects at a time by PostgresStore.query_integers
-
-
-@dataclass(frozen=True, slots=True)
-class ColumnSpec:
-    name: str
-    type: str
-    nullable: bool
-    description: str
-    accepted: tuple[str, ...] | None
-
-
-@dataclass(frozen=True, slots=True)
-class TableSpec:
-    name: str
-    grain: str
-    key: tuple[str, ...]
-    partition: str | None
-    columns: tuple[ColumnSpec, ...]
-    notes: str | None = None
-
-    @property
-    def column_names(self) -> list[str]:
-        return [c.name for c in self.columns]
-
-    def arrow_schema(self) -> pa.Schema:
-        return pa.schema([pa.field(c.name, _ARROW_TYPES[c.type], nullable=c.nullable) for c in self.columns])
-
-    def create_sql(self, dialect: str = "duckdb") -> str:
-        cols = ",\n  ".join(self.column_sql(c, dialect) for c in self.columns)
-        return f'CREATE TABLE IF NOT EXISTS "{self.name}" (\n  {cols}\n)'
-
-    @staticmethod
-    def column_sql(column: ColumnSpec, dialect: str) -> str:
-        types = _POSTGRES_DDL_TYPES if dialect == "postgresql" else {}
-        not_null = "" if column.nullable else " NOT NULL"
-        return f'"{column.name}" {types.get(column.type, column.type)}{not_null}'
-
-    def reported_columns(self, dialect: str) -> list[tuple[str, str]]:
-        names = REPORTED_TYPES[dialect]
-        return [(c.name, names.get(c.type, c.type)) for c in self.columns]
-
-
-@dataclass(frozen=True, slots=True)
-class ViewSpec:
-    name: str
-    description: str
-    sql: str
-
-
-def _schema_document() -> dict[str, Any]:
-    text = resources.files("pipeline").joinpath("tables.yaml").read_text(encoding="utf-8")
-    document: dict[str, Any] = yaml.safe_load(text)
-    return document
-
-
-@functools.cache
-def table_specs() -> dict[str, TableSpec]:
-    """The documented tables, in the order the file lists them."""
-    specs: dict[str, TableSpec] = {}
-    for name, table in _schema_document()["tables"].items():
-        columns = tuple(
-            ColumnSpec(
-                name=col_name,
-                type=col["type"],
-                nullable=bool(col["nullable"]),
-                description=col["description"],
-                accepted=tuple(col["accepted"]) if col.get("accepted") else None,
-            )
-            for col_name, col in table["columns"].items()
-        )
-        specs[name] = TableSpec(
-            name, table["grain"], tuple(table["key"]), table["partition"], columns, table.get("notes")
-        )
-    return specs
-
-
-def partitioned_tables(partition: str) -> list[str]:
-    """The tables whose partition key is ``partition`` (as tables.yaml records it), in the
-    file's order: a run replaces these together."""
-    return [name for name, spec in table_specs().items() if spec.partition == partition]
-
-
-@functools.cache
-def view_specs() -> dict[str, ViewSpec]:
-    """Views with friendly names for BI tools, defined over the tables in portable SQL."""
-    views = _schema_document().get("views") or {}
-    return {name: ViewSpec(name, view["description"], view["sql"].strip()) for name, view in views.items()}
-
-
-def schema_version() -> int:
-    return int(_schema_document()["schema_version"])
-
-
-def to_arrow(spec: TableSpec, rows: Sequence[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(list(rows), schema=spec.arrow_schema())
 
 
 class Store(ABC):
@@ -182,8 +69,13 @@ class Store(ABC):
         """Run SQL whose columns are all integers; return one array per column, without making a
         Python object per row (for results of millions of rows)."""
 
+    def insert(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            self.insert_arrow(table, to_arrow(table_specs()[table], rows))
+
     @abstractmethod
-    def insert(self, table: str, rows: Sequence[dict[str, Any]]) -> None: ...
+    def insert_arrow(self, table: str, rows: pa.Table) -> None:
+        """Append ``rows`` (with the table's documented columns) to ``table``."""
 
     @abstractmethod
     @contextmanager
@@ -294,21 +186,20 @@ class DuckDBStore(Store):
             raise
         self.con.execute("COMMIT")
 
-    def insert(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
-        if not rows:
+    def insert_arrow(self, table: str, rows: pa.Table) -> None:
+        if not rows.num_rows:
             return
-        spec = table_specs()[table]
-        cols = ", ".join(f'"{c}"' for c in spec.column_names)
+        cols = ", ".join(f'"{c}"' for c in table_specs()[table].column_names)
         # DuckDB reads the relation by its variable name (a replacement scan). A register()ed
         # table would stay alive until the run's transaction commits: every chunk's rows held in
         # memory at once. A table of the same name in the file would win over the variable, so
         # the count of inserted rows is checked.
-        _voc_incoming_rows = self.con.from_arrow(to_arrow(spec, rows))
+        _voc_incoming_rows = self.con.from_arrow(rows)
         result = self.con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM _voc_incoming_rows')
         inserted = result.fetchone()
-        if inserted is None or inserted[0] != len(rows):
+        if inserted is None or inserted[0] != rows.num_rows:
             raise StoreError(
-                f"inserting into {table} wrote {inserted[0] if inserted else 0} of {len(rows)} rows; "
+                f"inserting into {table} wrote {inserted[0] if inserted else 0} of {rows.num_rows} rows; "
                 "is there a table or view named _voc_incoming_rows in the file?"
             )
 
@@ -399,14 +290,15 @@ class PostgresStore(Store):
             self.con.execute("SELECT pg_advisory_xact_lock(%s)", [self._lock_key])
             yield
 
-    def insert(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
-        if not rows:
+    def insert_arrow(self, table: str, rows: pa.Table) -> None:
+        if not rows.num_rows:
             return
         names = table_specs()[table].column_names
         cols = ", ".join(f'"{c}"' for c in names)
         with self.con.cursor() as cur, cur.copy(f'COPY "{table}" ({cols}) FROM STDIN') as copy:
-            for row in rows:
-                copy.write_row([row[c] for c in names])
+            for batch in rows.select(names).to_batches(max_chunksize=10_000):
+                for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
+                    copy.write_row(row)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.con.cursor() as cur:

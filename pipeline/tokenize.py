@@ -127,10 +127,6 @@ def is_content(surface: str, lemma: str, pos1: str, pos2: str) -> bool:
     )
 
 
-def content_lemmas(tokens: list[Token]) -> list[str]:
-    return [t.lemma for t in tokens if t.is_content]
-
-
 def noun_phrases(tokens: list[Token]) -> list[str]:
     """Runs of two or more nouns joined (配送 + 遅延 → 配送遅延, 解約 + 手続き → 解約手続き).
 

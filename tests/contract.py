@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.store import Store, table_specs
+from pipeline.schema import table_specs
+from pipeline.store import Store
 
 
 class _ReadOnly:
@@ -51,4 +52,16 @@ def contract_violations(store_or_con: Store | Any) -> list[str]:
                 )
                 if bad:
                     problems.append(f"{name}.{column.name}: values {bad} not in {column.accepted}")
+            if column.references:
+                problems += _missing_references(con, name, column.name, column.references)
     return problems
+
+
+def _missing_references(con: Any, table: str, column: str, references: str) -> list[str]:
+    """dbt's `relationships` test: every value of ``table.column`` is in ``references``."""
+    target, target_column = references.split(".")
+    orphans = con.query(
+        f'SELECT count(*) FROM "{table}" t WHERE t."{column}" IS NOT NULL AND NOT EXISTS '
+        f'(SELECT 1 FROM "{target}" r WHERE r."{target_column}" = t."{column}")'
+    )[0][0]
+    return [f"{table}.{column}: {orphans} rows without their {references}"] if orphans else []

@@ -7,23 +7,15 @@ so tests can state exactly which labels a sentence gets.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.contracts import Predictions
 from pipeline.taxonomy import Taxonomy
 from pipeline.tokenize import tokenize
 
 NEGATIVE_CUES = ("遅い", "遅れ", "高い", "最悪", "ない", "困", "二重", "狭い", "不満")
 POSITIVE_CUES = ("親切", "良い", "良かった", "最高", "丁寧", "満足", "便利", "ありがと")
-
-
-@dataclass(frozen=True)
-class FakePredictions:
-    sentiment: np.ndarray
-    topics: np.ndarray
-    topic_ids: tuple[str, ...]
-    topic_threshold: np.ndarray
 
 
 class CuePredictor:
@@ -34,7 +26,7 @@ class CuePredictor:
         self.taxonomy_version = taxonomy.version
         self.calls: list[int] = []
 
-    def predict(self, texts: Sequence[str], batch_size: int = 32) -> FakePredictions:
+    def predict(self, texts: Sequence[str], batch_size: int = 32) -> Predictions:
         self.calls.append(len(texts))
         sentiment = np.zeros((len(texts), 3))
         topics = np.zeros((len(texts), len(self.taxonomy.leaf_ids)))
@@ -47,4 +39,4 @@ class CuePredictor:
             for j, topic in enumerate(self.taxonomy.leaf_ids):
                 topics[i, j] = 0.9 if lemmas & self.taxonomy.seed_lemmas[topic] else 0.1
         threshold = np.full(len(self.taxonomy.leaf_ids), 0.5)
-        return FakePredictions(sentiment, topics, self.taxonomy.leaf_ids, threshold)
+        return Predictions(sentiment, topics, self.taxonomy.leaf_ids, threshold)

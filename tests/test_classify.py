@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 
 from pipeline.classify import SentenceLabels, SentenceTopic, classify_chunk, roll_up, weighted_sentiment
-from pipeline.contracts import Response
-from pipeline.job import process_response
+from pipeline.contracts import SENTIMENT_LABELS, ProcessedResponse, Response, Sentence, SentimentLabel
+from pipeline.normalize import clean_comment, split_sentences
 from pipeline.taxonomy import Taxonomy
+from pipeline.tokenize import tokenize
 from tests.fakes import CuePredictor
 
 
 def sentence(probs: tuple[float, float, float], weight: int, *topics: str) -> SentenceLabels:
-    label = ("negative", "neutral", "positive")[int(np.argmax(probs))]
+    label = SENTIMENT_LABELS[int(np.argmax(probs))]
     return SentenceLabels(label, probs, tuple(SentenceTopic(t, 0.9, ()) for t in topics), weight)
 
 
@@ -21,6 +22,19 @@ def response(comment: str) -> Response:
     from datetime import UTC, date, datetime
 
     return Response("R1", 2, datetime(2026, 7, 1, tzinfo=UTC), date(2026, 7, 1), 5, comment, {})
+
+
+def process_response(response: Response) -> ProcessedResponse:
+    """The comment masked, split and tokenized, as the job's normalize and tokenize stages do."""
+    masked = clean_comment(response.comment)
+    sentences = split_sentences(masked.text)
+    tokenized = tuple(Sentence(i, text, tuple(tokenize(text))) for i, text in enumerate(sentences))
+    return ProcessedResponse(response, masked.text, masked.pii_kinds, tokenized)
+
+
+def test_sentiment_labels_keep_their_table_values_and_order() -> None:
+    assert [label.value for label in SentimentLabel] == ["negative", "neutral", "positive"]
+    assert SENTIMENT_LABELS == ("negative", "neutral", "positive")
 
 
 def test_topic_sentiment_comes_from_its_own_sentences(taxonomy: Taxonomy) -> None:

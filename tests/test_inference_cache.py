@@ -9,13 +9,15 @@ import duckdb
 import numpy as np
 import pytest
 
+from pipeline.contracts import Predictions
 from pipeline.inference_cache import CachedPredictor
 from pipeline.job import run_job
+from pipeline.schema import table_specs
 from pipeline.settings import ModelSettings
-from pipeline.store import DuckDBStore, table_specs
+from pipeline.store import DuckDBStore
 from pipeline.taxonomy import Taxonomy
 from tests.conftest import VOLATILE, csv_text, make_settings, table_snapshot
-from tests.fakes import CuePredictor, FakePredictions
+from tests.fakes import CuePredictor
 
 ROWS = [
     ["C1", "2026/07/01 09:00", "3", "Web", "ライト", "", "配送が遅い。特になし"],
@@ -30,12 +32,12 @@ DISTINCT_SENTENCES = 4  # 配送が遅い。/ スタッフが親切。/ 料金�
 class IrrationalPredictor(CuePredictor):
     """Probabilities with every digit used, so a lossy round trip through the cache would show."""
 
-    def predict(self, texts: Sequence[str], batch_size: int = 32) -> FakePredictions:
+    def predict(self, texts: Sequence[str], batch_size: int = 32) -> Predictions:
         base = super().predict(texts, batch_size)
         wobble = np.array([[np.sqrt(2 + len(t)) % 0.01 for _ in range(3)] for t in texts]).reshape(-1, 3)
         sentiment = (base.sentiment + wobble) / (base.sentiment + wobble).sum(axis=1, keepdims=True)
         topics = base.topics * (1 - np.pi / 1e3)
-        return FakePredictions(sentiment, topics, base.topic_ids, base.topic_threshold)
+        return Predictions(sentiment, topics, base.topic_ids, base.topic_threshold)
 
 
 @pytest.fixture

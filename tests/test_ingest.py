@@ -13,8 +13,9 @@ import pytest
 
 from pipeline.contracts import QuarantinedRow, Response
 from pipeline.errors import InputError, ReasonCode
-from pipeline.ingest import RowValidator, describe_source, read_records
+from pipeline.ingest import describe_source, read_records
 from pipeline.settings import Settings
+from pipeline.validate import RowValidator
 from tests.conftest import HEADER, csv_text
 
 GOOD = ["R1", "2026/07/01 09:15:22", "10", "アプリ", "ライト", "20代", "スタッフが親切でした"]

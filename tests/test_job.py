@@ -13,8 +13,9 @@ import pytest
 
 from pipeline.errors import StoreError
 from pipeline.job import DateScope, run_job
+from pipeline.schema import table_specs
 from pipeline.settings import Settings
-from pipeline.store import DuckDBStore, table_specs
+from pipeline.store import DuckDBStore
 from pipeline.taxonomy import Taxonomy
 from tests.conftest import VOLATILE, csv_text, make_settings, table_snapshot
 from tests.contract import contract_violations
@@ -301,7 +302,7 @@ def test_nightly_files_with_the_same_name_keep_their_quarantine(
 def test_a_table_shadowing_the_insert_relation_is_an_error(tmp_path: Path, taxonomy: Taxonomy) -> None:
     """Rows reach DuckDB by a variable name, which a table of that name in the file would hide:
     the insert then writes nothing, and must say so instead of losing the rows."""
-    from pipeline.job import topic_rows
+    from pipeline.aggregate import topic_rows
 
     with DuckDBStore(tmp_path / "voc.duckdb") as store:
         store.con.execute("CREATE TABLE _voc_incoming_rows AS SELECT * FROM topics WHERE false")

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from pipeline.contracts import NpsCategory, nps_category
-from pipeline.nps import nps_estimate, wald_se, z_value
+from pipeline.nps import nps_estimate, z_value
 
 
 @pytest.mark.parametrize(
@@ -20,11 +20,6 @@ def test_categories(score: int, category: NpsCategory) -> None:
 def test_score_outside_range_is_an_error() -> None:
     with pytest.raises(ValueError):
         nps_category(11)
-
-
-def test_wald_se_by_hand() -> None:
-    # 50 promoters, 30 passives, 20 detractors: p=.5, d=.2, var = .7 - .09 = .61
-    assert wald_se(50, 30, 20) == pytest.approx(100 * math.sqrt(0.61 / 100))
 
 
 def test_adjusted_wald_interval_by_hand() -> None:

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from pipeline.job import DateScope, run_job
+from pipeline.schema import table_specs
 from pipeline.settings import DriverSettings, Settings
-from pipeline.store import PostgresStore, open_store, table_specs
+from pipeline.store import PostgresStore, open_store
 from pipeline.taxonomy import Taxonomy, load_taxonomy
 from tests.conftest import REPO, RUN_STATS, SAMPLE_CSV, make_settings, table_snapshot
 from tests.contract import contract_violations

@@ -12,8 +12,9 @@ import pytest
 from pipeline.job import RunSummary, run_job
 from pipeline.normalize import normalize_text
 from pipeline.report import top_detractor_terms
+from pipeline.schema import table_specs
 from pipeline.settings import DriverSettings
-from pipeline.store import DuckDBStore, table_specs
+from pipeline.store import DuckDBStore
 from pipeline.taxonomy import Taxonomy
 from tests.conftest import RUN_STATS, SAMPLE_CSV, SAMPLE_PII, make_settings, table_snapshot
 from tests.contract import contract_violations

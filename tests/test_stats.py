@@ -1,4 +1,4 @@
-"""Driver statistics against values computed by hand from the formulas in drivers.md."""
+"""Driver statistics against values computed by hand from the formulas in docs/drivers-statistics.md."""
 
 import math
 

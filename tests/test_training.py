@@ -16,10 +16,13 @@ from models.registry import (
     default_recipe,
     load_model,
     shipped_card,
+    train_configured_model,
+    training_arguments,
 )
 from models.training import TrainingArguments, evaluate_model, read_examples, train_model
+from pipeline.settings import ModelSettings, Settings, TaxonomySettings
 from pipeline.taxonomy import Taxonomy
-from tests.conftest import REPO
+from tests.conftest import REPO, make_settings
 from tests.tiny_model import build_tiny_bert
 
 TOPICS = REPO / "data" / "labelled" / "topics_train.jsonl"
@@ -55,6 +58,41 @@ def test_train_saves_a_complete_model_folder(tiny_encoder: Path, taxonomy: Taxon
     assert set(metrics) == {"sentiment", "topics"}
     assert len(metrics["sentiment"]["confusion_matrix"]) == 3
     assert not list(tmp_path.glob(".m.partial"))
+
+
+def configured(encoder: Path, tmp_path: Path) -> Settings:
+    """Settings that name ``encoder`` and the project's taxonomy, as a config file would."""
+    return make_settings(tmp_path / "voc.duckdb").model_copy(
+        update={
+            "model": ModelSettings(encoder=str(encoder)),
+            "taxonomy": TaxonomySettings(path=REPO / "configs" / "taxonomy.yaml"),
+        }
+    )
+
+
+def test_the_configured_entry_point_trains_what_train_model_trains(
+    tiny_encoder: Path, taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    settings = configured(tiny_encoder, tmp_path)
+    folder = train_configured_model(settings, [TOPICS], tmp_path / "a" / "tiny", overrides={"seed": 13})
+    direct = train_model([TOPICS], tmp_path / "b" / "tiny", taxonomy, args(tiny_encoder))
+    assert (folder / HEADS_FILE).read_bytes() == (direct / HEADS_FILE).read_bytes()
+    card, direct_card = (json.loads((f / CARD_FILE).read_text(encoding="utf-8")) for f in (folder, direct))
+    assert card["model_version"] == direct_card["model_version"]
+    assert card["arguments"] == direct_card["arguments"]
+
+
+def test_training_arguments_come_from_the_settings_then_the_overrides(tmp_path: Path) -> None:
+    settings = configured(Path("/models/bert"), tmp_path)
+    assert training_arguments(settings, tmp_path / "churn-model", {}) == TrainingArguments(
+        name="churn-model", encoder="/models/bert"
+    )
+    chosen = training_arguments(
+        settings, tmp_path / "m", {"name": "named", "encoder": "default", "epochs": 1}
+    )
+    assert (chosen.name, chosen.encoder, chosen.epochs) == ("named", "default", 1)
+    with pytest.raises(ModelError, match=r"unknown training argument.*epoch;.*epochs"):
+        training_arguments(settings, tmp_path / "m", {"epoch": 1})
 
 
 def test_training_is_deterministic(tiny_encoder: Path, taxonomy: Taxonomy, tmp_path: Path) -> None:

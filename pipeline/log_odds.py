@@ -11,24 +11,15 @@ The prior shrinks rare terms toward zero, so a word used by two detractors does 
 list. Counts are responses (a comment that repeats a word counts once). The prior's total mass
 is ``prior_scale`` times the background's: at 1 the prior weighs as much as the data and hides
 real differences in a survey of a thousand responses; 0.1 keeps rare words shrunk.
+
+The detractor_terms table (pipeline/drivers/terms.py) is scored with it; docs/drivers-statistics.md
+describes how.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-
 import numpy as np
 from numpy.typing import NDArray
-
-
-@dataclass(frozen=True, slots=True)
-class TermScore:
-    term: str
-    detractor_responses: int
-    promoter_responses: int
-    log_odds: float
-    z: float
 
 
 def log_odds_arrays(
@@ -50,25 +41,3 @@ def log_odds_arrays(
     delta[missing] = np.nan
     z[missing] = np.nan
     return delta, z
-
-
-def weighted_log_odds(
-    detractor_counts: Mapping[str, int],
-    promoter_counts: Mapping[str, int],
-    background_counts: Mapping[str, int],
-    prior_scale: float = 0.1,
-) -> list[TermScore]:
-    """Scores for every term with a background count, most detractor-leaning first."""
-    terms = [t for t, count in background_counts.items() if count > 0]
-    y_d = np.array([detractor_counts.get(t, 0) for t in terms], dtype=np.float64)
-    y_p = np.array([promoter_counts.get(t, 0) for t in terms], dtype=np.float64)
-    background = np.array([background_counts[t] for t in terms], dtype=np.float64)
-    # totals run over every term the groups used, as in the paper
-    y_d_all = np.array([*y_d, sum(detractor_counts.values()) - y_d.sum()])
-    y_p_all = np.array([*y_p, sum(promoter_counts.values()) - y_p.sum()])
-    delta, z = log_odds_arrays(y_d_all, y_p_all, np.array([*background, 0.0]), prior_scale)
-    scores = [
-        TermScore(term, int(y_d[i]), int(y_p[i]), float(delta[i]), float(z[i]))
-        for i, term in enumerate(terms)
-    ]
-    return sorted(scores, key=lambda s: (-s.z, s.term))

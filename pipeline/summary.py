@@ -1,0 +1,59 @@
+"""What a run did, as the CLI, the flows and the ``runs`` table report it."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+from pipeline.contracts import DateScope
+from pipeline.errors import Stage
+
+RunKind = Literal["run", "backfill", "nightly"]
+RunStatus = Literal["succeeded", "failed"]
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    kind: RunKind
+    status: RunStatus
+    source_name: str
+    store_location: str
+    scope: DateScope
+    partitions: list[date] = field(default_factory=list)
+    rows_read: int = 0
+    rows_in: int = 0
+    rows_published: int = 0
+    rows_quarantined: int = 0
+    quarantine_reasons: Counter[str] = field(default_factory=Counter)
+    seconds_by_stage: dict[Stage, float] = field(default_factory=lambda: dict.fromkeys(Stage, 0.0))
+    predictions_computed: int = 0
+    predictions_reused: int = 0
+    # told the stage entered (None when it ends): lets a benchmark attribute memory to stages
+    stage_listener: Callable[[str | None], None] | None = field(default=None, repr=False, compare=False)
+    # when each stage was first entered and last left (wall clock): shows parallel runs overlapping
+    stage_times: dict[str, tuple[float, float]] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def rows_out_of_scope(self) -> int:
+        return self.rows_read - self.rows_in
+
+    @contextmanager
+    def timed(self, stage: Stage) -> Iterator[None]:
+        """Time the block under ``stage`` (stages run once per chunk, so times add up)."""
+        if self.stage_listener:
+            self.stage_listener(stage.value)
+        start, wall_start = time.perf_counter(), time.time()
+        try:
+            yield
+        finally:
+            self.seconds_by_stage[stage] += time.perf_counter() - start
+            first = self.stage_times.get(stage.value, (wall_start, wall_start))[0]
+            self.stage_times[stage.value] = (first, time.time())
+            if self.stage_listener:
+                self.stage_listener(None)
