@@ -96,7 +96,11 @@ def test_only_new_sentences_are_computed(
 def test_model_and_taxonomy_versions_key_the_cache(taxonomy: Taxonomy, tmp_path: Path) -> None:
     texts = ["配送が遅い。", "スタッフが親切。"]
     with DuckDBStore(tmp_path / "voc.duckdb") as store:
-        CachedPredictor(CuePredictor(taxonomy), store, "run-a").predict(texts)
+        first = CachedPredictor(CuePredictor(taxonomy), store, "run-a")
+        first.predict(texts)
+        # new predictions wait to be published with the run's rows
+        assert store.query("SELECT count(*) FROM inference_cache") == [(0,)]
+        store.insert("inference_cache", [row | {"run_id": "run-a"} for row in first.take_rows()])
 
         same = CachedPredictor(CuePredictor(taxonomy), store, "run-b")
         same.predict(texts)
@@ -113,7 +117,8 @@ def test_model_and_taxonomy_versions_key_the_cache(taxonomy: Taxonomy, tmp_path:
         other_taxonomy = CachedPredictor(new_taxonomy, store, "run-d")
         other_taxonomy.predict(texts)
         assert (other_taxonomy.counts.computed, other_taxonomy.counts.from_store) == (2, 0)
-        assert store.query("SELECT count(*) FROM inference_cache") == [(6,)]
+        # each missed cache keeps its new rows for publishing: two per model and taxonomy version
+        assert [len(c.take_rows()) for c in (same, other_model, other_taxonomy)] == [0, 2, 2]
 
 
 def test_memory_layer_is_bounded_and_keeps_the_most_recent(taxonomy: Taxonomy) -> None:
@@ -140,7 +145,8 @@ def test_a_store_from_schema_version_3_gains_the_new_columns(tmp_path: Path) -> 
     """Columns added at the end of a table are added in place; the rows already there keep theirs."""
     db = tmp_path / "old.duckdb"
     runs = table_specs()["runs"]
-    old_columns = [c for c in runs.columns if c.name not in {"predictions_computed", "predictions_reused"}]
+    added = {"predictions_computed", "predictions_reused", "stage_times"}
+    old_columns = [c for c in runs.columns if c.name not in added]
     con = duckdb.connect(str(db))
     con.execute(f"CREATE TABLE runs ({', '.join(f'{c.name} {c.type}' for c in old_columns)})")
     con.execute("INSERT INTO runs (run_id) VALUES ('run-old')")
