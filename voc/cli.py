@@ -205,7 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--db", type=Path, help="DuckDB file for the result tables (overrides store.duckdb_path)"
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_run_commands(sub, common)
+    _add_report_commands(sub, common)
+    _add_train_command(sub, common)
+    _add_evaluate_and_serve_commands(sub, common)
+    return parser
 
+
+def _add_run_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     run = sub.add_parser("run", parents=[common], help="process a survey export (all dates, or one --date)")
     run.add_argument("input", type=Path, help="CSV/TSV (UTF-8 or CP932), JSONL or Parquet export")
     run.add_argument("--date", type=_date, help="process only this response date (YYYY-MM-DD, Asia/Tokyo)")
@@ -219,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--source-name")
     backfill.set_defaults(handler=_cmd_run)
 
+
+def _add_report_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     nps = sub.add_parser("nps", parents=[common], help="print NPS by period and segment")
     nps.add_argument("--period", choices=["day", "week", "month", "all"], default="month")
     nps.add_argument("--segment", help="a configured segment name, e.g. channel")
@@ -235,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     drivers.add_argument("--parents", action="store_true", help="include parent topics")
     drivers.set_defaults(handler=_cmd_drivers)
 
+
+def _add_train_command(sub: Any, common: argparse.ArgumentParser) -> None:
     train = sub.add_parser(
         "train", parents=[common], help="train sentiment and topic heads on labelled JSONL"
     )
@@ -268,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=13)
     train.set_defaults(handler=_cmd_train)
 
+
+def _add_evaluate_and_serve_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     evaluate = sub.add_parser("evaluate", parents=[common], help="measure a model on labelled JSONL")
     evaluate.add_argument("--data", type=Path, required=True)
     evaluate.add_argument("--model", help="model folder (default: model.path from the config)")
@@ -289,7 +302,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="the export the nightly and backfill runs read; {date:%%Y%%m%%d} in it names one file per day",
     )
     serve.set_defaults(handler=_cmd_serve)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
