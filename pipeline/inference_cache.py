@@ -58,12 +58,10 @@ class CachedPredictor:
         self,
         predictor: SentencePredictor,
         store: Store | None,
-        run_id: str,
         memory_entries: int = MEMORY_ENTRIES,
     ) -> None:
         self.predictor = predictor
         self.store = store
-        self.run_id = run_id
         self.memory_entries = memory_entries
         self.counts = CacheCounts()
         self._memory: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()

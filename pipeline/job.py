@@ -103,7 +103,7 @@ def run_job(
         error = None
         try:
             cache_store = store if settings.model.inference_cache else None
-            cached = CachedPredictor(predictor, cache_store, run_id)
+            cached = CachedPredictor(predictor, cache_store)
             stage_chunks(source, settings, components(settings, scope, cached, taxonomy), staging, summary)
             summary.predictions_computed = cached.counts.computed
             summary.predictions_reused = cached.counts.reused

@@ -96,25 +96,25 @@ def test_only_new_sentences_are_computed(
 def test_model_and_taxonomy_versions_key_the_cache(taxonomy: Taxonomy, tmp_path: Path) -> None:
     texts = ["配送が遅い。", "スタッフが親切。"]
     with DuckDBStore(tmp_path / "voc.duckdb") as store:
-        first = CachedPredictor(CuePredictor(taxonomy), store, "run-a")
+        first = CachedPredictor(CuePredictor(taxonomy), store)
         first.predict(texts)
         # new predictions wait to be published with the run's rows
         assert store.query("SELECT count(*) FROM inference_cache") == [(0,)]
         store.insert("inference_cache", [row | {"run_id": "run-a"} for row in first.take_rows()])
 
-        same = CachedPredictor(CuePredictor(taxonomy), store, "run-b")
+        same = CachedPredictor(CuePredictor(taxonomy), store)
         same.predict(texts)
         assert (same.counts.computed, same.counts.from_store) == (0, 2)
 
         retrained = CuePredictor(taxonomy)
         retrained.model_version = "cue-test-2"  # type: ignore[misc]
-        other_model = CachedPredictor(retrained, store, "run-c")
+        other_model = CachedPredictor(retrained, store)
         other_model.predict(texts)
         assert (other_model.counts.computed, other_model.counts.from_store) == (2, 0)
 
         new_taxonomy = CuePredictor(taxonomy)
         new_taxonomy.taxonomy_version = "2099-01"
-        other_taxonomy = CachedPredictor(new_taxonomy, store, "run-d")
+        other_taxonomy = CachedPredictor(new_taxonomy, store)
         other_taxonomy.predict(texts)
         assert (other_taxonomy.counts.computed, other_taxonomy.counts.from_store) == (2, 0)
         # each missed cache keeps its new rows for publishing: two per model and taxonomy version
@@ -123,7 +123,7 @@ def test_model_and_taxonomy_versions_key_the_cache(taxonomy: Taxonomy, tmp_path:
 
 def test_memory_layer_is_bounded_and_keeps_the_most_recent(taxonomy: Taxonomy) -> None:
     model = CuePredictor(taxonomy)
-    cached = CachedPredictor(model, None, "run", memory_entries=2)
+    cached = CachedPredictor(model, None, memory_entries=2)
     cached.predict(["a", "b", "c"])
     cached.predict(["c", "b"])  # both still remembered
     assert cached.counts.from_memory == 2
@@ -133,8 +133,8 @@ def test_memory_layer_is_bounded_and_keeps_the_most_recent(taxonomy: Taxonomy) -
 
 def test_full_hits_still_return_the_models_topics_and_thresholds(taxonomy: Taxonomy, tmp_path: Path) -> None:
     with DuckDBStore(tmp_path / "voc.duckdb") as store:
-        expected = CachedPredictor(CuePredictor(taxonomy), store, "run-a").predict(["配送が遅い。"])
-        served = CachedPredictor(CuePredictor(taxonomy), store, "run-b").predict(["配送が遅い。"])
+        expected = CachedPredictor(CuePredictor(taxonomy), store).predict(["配送が遅い。"])
+        served = CachedPredictor(CuePredictor(taxonomy), store).predict(["配送が遅い。"])
     assert served.topic_ids == taxonomy.leaf_ids
     np.testing.assert_array_equal(served.topic_threshold, expected.topic_threshold)
     np.testing.assert_array_equal(served.topics, expected.topics)
