@@ -16,6 +16,7 @@ import csv
 import random
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +24,7 @@ SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "nps_response
 HEADER = ["回答ID", "回答日時", "推奨度", "利用チャネル", "ご契約プラン", "年代", "ご意見・ご感想"]
 FIRST_DAY = datetime(2026, 7, 1)
 DAYS = 92
+SEED = 20261125
 # an opening is a moment and/or a context: thousands of combinations, so a varied sentence is
 # almost always new, as most sentences of a real survey are
 MOMENTS = (
@@ -56,40 +58,60 @@ def _sample_rows() -> list[dict[str, str]]:
     return good
 
 
-def build_responses(n: int, path: Path, seed: int = 20261125) -> Path:
+def build_responses(n: int, path: Path, seed: int = SEED) -> Path:
     """Write ``n`` responses (plus about 0.5% bad records) to ``path`` as the sample's CSV format."""
+    return write_responses(generate_rows(n, seed), path)
+
+
+def generate_rows(n: int, seed: int = SEED, days: int = DAYS) -> Iterator[list[str]]:
+    """The rows `build_responses` writes, in file order: a hook for benchmarks that edit some
+    rows before writing (bench/plants.py plants new themes) without drawing the rest anew."""
     rng = random.Random(seed)
     templates = _sample_rows()
-    pools: dict[str, list[str]] = defaultdict(list)
-    for row in templates:
-        sentences = [s.strip() for s in _SENTENCE_END.split(row["ご意見・ご感想"]) if s.strip()]
-        pools[category(int(row["推奨度"]))].extend(sentences)
-    moments = sorted(rng.random() * DAYS * 86400 for _ in range(n))
+    pools = sentence_pools(templates)
+    moments = sorted(rng.random() * days * 86400 for _ in range(n))
     per_day: dict[str, int] = defaultdict(int)
+    for offset in moments:
+        template = rng.choice(templates)
+        at = FIRST_DAY + timedelta(seconds=offset)
+        day = at.strftime("%Y%m%d")
+        per_day[day] += 1
+        score = template["推奨度"]
+        if rng.random() < BAD_SCORE_SHARE:
+            score = rng.choice(["", "11", "とても良い"])
+        comment = ""
+        if template["ご意見・ご感想"].strip():
+            comment = draw_comment(pools[category(int(template["推奨度"]))], rng)
+        yield [f"B{day}-{per_day[day]:06d}", at.strftime("%Y/%m/%d %H:%M:%S"), score,
+               template["利用チャネル"], template["ご契約プラン"], template["年代"], comment]  # fmt: skip
+
+
+def write_responses(rows: Iterable[Sequence[str]], path: Path) -> Path:
+    """Write rows under the sample's header, with the sample's encoding and line endings."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(HEADER)
-        for offset in moments:
-            template = rng.choice(templates)
-            at = FIRST_DAY + timedelta(seconds=offset)
-            day = at.strftime("%Y%m%d")
-            per_day[day] += 1
-            score = template["推奨度"]
-            if rng.random() < BAD_SCORE_SHARE:
-                score = rng.choice(["", "11", "とても良い"])
-            comment = ""
-            if template["ご意見・ご感想"].strip():
-                pool = pools[category(int(template["推奨度"]))]
-                comment = "".join(_vary(rng.choice(pool), rng) for _ in range(rng.randint(1, 3)))
-            writer.writerow(
-                [f"B{day}-{per_day[day]:06d}", at.strftime("%Y/%m/%d %H:%M:%S"), score,
-                 template["利用チャネル"], template["ご契約プラン"], template["年代"], comment]
-            )  # fmt: skip
+        writer.writerows(rows)
     return path
 
 
-def _vary(sentence: str, rng: random.Random) -> str:
+def sentence_pools(templates: Iterable[dict[str, str]] | None = None) -> dict[str, list[str]]:
+    """The sample's sentences by NPS category, so a comment matches its response's score."""
+    pools: dict[str, list[str]] = defaultdict(list)
+    for row in _sample_rows() if templates is None else templates:
+        sentences = [s.strip() for s in _SENTENCE_END.split(row["ご意見・ご感想"]) if s.strip()]
+        pools[category(int(row["推奨度"]))].extend(sentences)
+    return pools
+
+
+def draw_comment(pool: Sequence[str], rng: random.Random) -> str:
+    """1-3 sentences of one category's pool, most with an everyday opening."""
+    return "".join(vary_sentence(rng.choice(pool), rng) for _ in range(rng.randint(1, 3)))
+
+
+def vary_sentence(sentence: str, rng: random.Random) -> str:
+    """End the sentence like a sentence and give 70% of them an opening, so most are new."""
     if not sentence.endswith(("。", "！", "？", "!", "?", "\n")):
         sentence += "。"
     if rng.random() >= VARIED_SHARE:

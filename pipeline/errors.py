@@ -35,6 +35,7 @@ class Stage(StrEnum):
     WRITE = "write"  # result rows built and staged, outside the store's lock
     PUBLISH = "publish"  # the run's partitions replaced, under the lock
     AGGREGATE = "aggregate"
+    THEMES = "themes"  # theme discovery replayed from the run's first date
     DRIVERS = "drivers"
 
 

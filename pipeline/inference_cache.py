@@ -9,6 +9,11 @@ that repeats across chunks (「特になし」, 「ありがとうございま�
 
 Probabilities are stored as exact doubles, so a cached prediction gives the same labels and the
 same numbers as the run that computed it.
+
+The sentence vectors the heads were applied to go to ``sentence_vectors``, keyed by (text hash,
+model version) and stored whether or not the prediction cache is on: theme discovery
+(`pipeline.themes`) clusters them after publishing, so no run encodes a sentence twice. A
+prediction counts as cached only when its vector is stored too.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from pipeline.contracts import Predictions
 from pipeline.store import Store
 
 CACHE_TABLE = "inference_cache"
+VECTOR_TABLE = "sentence_vectors"
+_VECTOR_DTYPE = np.dtype("<f2")  # half precision: 768 bytes for a 384-dimensional vector
 # about 200 bytes a sentence with 20 topics: 50,000 sentences stay well under 50 MB
 MEMORY_ENTRIES = 50_000
 
@@ -44,6 +51,22 @@ class CacheCounts:
 
 def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def vector_bytes(vector: np.ndarray) -> bytes:
+    """A sentence vector as stored in ``sentence_vectors.vector``."""
+    return np.asarray(vector, dtype=_VECTOR_DTYPE).tobytes()
+
+
+def vectors_from_bytes(blobs: Sequence[bytes]) -> np.ndarray:
+    """Stored vectors back as a float32 matrix, one row per blob, each L2-normalised again
+    (half precision rounds the norm)."""
+    if not blobs:
+        return np.zeros((0, 0), dtype=np.float32)
+    matrix = np.frombuffer(b"".join(bytes(b) for b in blobs), dtype=_VECTOR_DTYPE).astype(np.float32)
+    matrix = matrix.reshape(len(blobs), -1)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms > 0, norms, 1.0)
 
 
 class CachedPredictor:
@@ -67,6 +90,7 @@ class CachedPredictor:
         self._memory: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._heads: tuple[tuple[str, ...], np.ndarray] | None = None
         self._new: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._new_vectors: dict[str, np.ndarray] = {}
 
     @property
     def model_version(self) -> str:
@@ -100,6 +124,8 @@ class CachedPredictor:
             self.counts.computed += len(computed)
             if self.store is not None:
                 self._new.update(computed)
+            if predicted.vectors is not None:
+                self._new_vectors.update((k, predicted.vectors[i]) for i, k in enumerate(missing))
             found.update(computed)
             self._remember(computed)
         topic_ids, threshold = self._heads
@@ -119,9 +145,10 @@ class CachedPredictor:
             return {}
         rows = store.query(
             f"""
-            SELECT text_sha256, p_negative, p_neutral, p_positive, topic_probabilities
-            FROM {CACHE_TABLE}
-            WHERE model_version = ? AND taxonomy_version = ? AND text_sha256 = ANY(?)
+            SELECT c.text_sha256, c.p_negative, c.p_neutral, c.p_positive, c.topic_probabilities
+            FROM {CACHE_TABLE} c
+            JOIN {VECTOR_TABLE} v ON v.text_sha256 = c.text_sha256 AND v.model_version = c.model_version
+            WHERE c.model_version = ? AND c.taxonomy_version = ? AND c.text_sha256 = ANY(?)
             """,
             [self.model_version, self.taxonomy_version, keys],
         )
@@ -130,8 +157,17 @@ class CachedPredictor:
             for key, neg, neu, pos, topics in rows
         }
 
-    def take_rows(self) -> list[dict[str, Any]]:
-        """``inference_cache`` rows for the predictions computed since the last call."""
+    def take_rows(self) -> dict[str, list[dict[str, Any]]]:
+        """``inference_cache`` and ``sentence_vectors`` rows for what was computed since the last
+        call, by table."""
+        vectors = [
+            {"text_sha256": key, "model_version": self.model_version, "vector": vector_bytes(vector)}
+            for key, vector in self._new_vectors.items()
+        ]
+        self._new_vectors = {}
+        return {CACHE_TABLE: self._prediction_rows(), VECTOR_TABLE: vectors}
+
+    def _prediction_rows(self) -> list[dict[str, Any]]:
         rows = [
             {
                 "text_sha256": key,

@@ -8,6 +8,7 @@ itself is the plain NPS, so it matches what every other tool reports.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -28,6 +29,7 @@ class NpsEstimate:
     ci_high: float
 
 
+@functools.cache  # called for every interval of every driver and theme row
 def z_value(confidence: float) -> float:
     return NormalDist().inv_cdf(0.5 + confidence / 2)
 

@@ -1,5 +1,5 @@
 """Publishing a staged run: the run's partitions replaced in one transaction, under the store's
-write lock, then the aggregates and driver tables that depend on them.
+write lock, then the aggregates, the themes and the driver tables that depend on them.
 
 Only this step takes the lock, so runs for different dates classify at the same time and queue
 here only for the writes. Each staged chunk is checked before it is inserted: a response id that
@@ -20,7 +20,7 @@ from pipeline.aggregate import refresh_aggregates
 from pipeline.contracts import DateScope, Lineage, QuarantinedRow
 from pipeline.drivers import refresh_drivers
 from pipeline.errors import ReasonCode, Stage
-from pipeline.inference_cache import CACHE_TABLE
+from pipeline.inference_cache import CACHE_TABLE, VECTOR_TABLE
 from pipeline.schema import lineage_columns, partitioned_tables, table_specs, to_arrow
 from pipeline.settings import Settings
 from pipeline.stages.ingest import quarantine_row
@@ -28,9 +28,11 @@ from pipeline.staging import StagingArea
 from pipeline.store import Store
 from pipeline.summary import RunSummary
 from pipeline.taxonomy import Taxonomy
+from pipeline.themes import refresh_themes
 
 # tables whose rows belong to a response and go when its id is published elsewhere
 _RESPONSE_TABLES = ("responses", "response_segments", "sentences", "response_topics", "terms")
+_PREDICTION_KEY = ("model_version", "taxonomy_version")
 
 
 def publish(
@@ -54,15 +56,19 @@ def publish(
                 _publish_chunk(store, chunk, lineage, summary)
         with summary.timed(Stage.AGGREGATE):
             refresh_aggregates(store, summary.partitions, settings, taxonomy, lineage)
+        with summary.timed(Stage.THEMES):
+            replayed = refresh_themes(store, summary.partitions, settings.themes, lineage)
         with summary.timed(Stage.DRIVERS):
-            refresh_drivers(store, summary.partitions, settings, taxonomy, lineage)
+            refresh_drivers(store, summary.partitions, settings, taxonomy, lineage, through=replayed)
 
 
 def _publish_chunk(store: Store, chunk: dict[str, pa.Table], lineage: Lineage, summary: RunSummary) -> None:
     if "responses" in chunk:
         chunk = _quarantine_published_elsewhere(store, chunk, lineage, summary)
     if CACHE_TABLE in chunk:
-        chunk[CACHE_TABLE] = _not_cached_yet(store, chunk[CACHE_TABLE])
+        chunk[CACHE_TABLE] = _not_cached_yet(store, chunk[CACHE_TABLE], CACHE_TABLE, _PREDICTION_KEY)
+    if VECTOR_TABLE in chunk:
+        chunk[VECTOR_TABLE] = _not_cached_yet(store, chunk[VECTOR_TABLE], VECTOR_TABLE, ("model_version",))
     for table, rows in chunk.items():
         store.insert_arrow(table, rows)
 
@@ -112,15 +118,16 @@ def _duplicate_row(response: dict[str, Any], other_day: Any, other_run: str) -> 
     )
 
 
-def _not_cached_yet(store: Store, rows: pa.Table) -> pa.Table:
-    """Cache rows whose sentence another run (classifying at the same time) has not stored."""
+def _not_cached_yet(store: Store, rows: pa.Table, table: str, versions: tuple[str, ...]) -> pa.Table:
+    """Rows of a cache table (keyed by text hash and ``versions``) whose sentence no other run
+    (classifying at the same time, or before vectors were stored) has stored."""
     first = rows.slice(0, 1).to_pylist()[0] if rows.num_rows else None
     if first is None:
         return rows
+    same_versions = " AND ".join(f"{column} = ?" for column in versions)
     stored = store.query(
-        f"SELECT text_sha256 FROM {CACHE_TABLE} "
-        "WHERE model_version = ? AND taxonomy_version = ? AND text_sha256 = ANY(?)",
-        [first["model_version"], first["taxonomy_version"], rows.column("text_sha256").to_pylist()],
+        f"SELECT text_sha256 FROM {table} WHERE {same_versions} AND text_sha256 = ANY(?)",
+        [*(first[column] for column in versions), rows.column("text_sha256").to_pylist()],
     )
     if not stored:
         return rows

@@ -18,6 +18,9 @@ from pipeline.summary import RunSummary
 Period = Literal["day", "week", "month", "all"]
 
 
+THEMES_SHOWN = 5  # new and rising themes in a run's summary
+
+
 def display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
@@ -124,7 +127,9 @@ def format_run_summary(
     if summary.partitions:
         start, end = summary.partitions[0], summary.partitions[-1]
         lines += _nps_sections(store, segments, start, end, confidence)
-        lines += _driver_sections(store, 28 if 28 in windows else max(windows), end, confidence)
+        window = 28 if 28 in windows else max(windows)
+        lines += _driver_sections(store, window, end, confidence)
+        lines += _theme_section(store, window, end)
     lines += ["", f"Result tables: {summary.store_location}"]
     return "\n".join(lines)
 
@@ -188,6 +193,18 @@ def _driver_sections(store: Store, window: int, end: date, confidence: float) ->
             [False, True, True, True, False],
         ))  # fmt: skip
     return lines
+
+
+def _theme_section(store: Store, window: int, end: date) -> list[str]:
+    # imported here: pipeline.theme_report builds on this module's tables
+    from pipeline.theme_report import format_themes, theme_examples, window_themes
+
+    rows = window_themes(store, window, None, end)[:THEMES_SHOWN]
+    if not rows:
+        return []
+    examples = theme_examples(store, [r["theme_id"] for r in rows], 1)
+    return ["", f"New and rising themes, {window} days to {end} (`voc themes` for more):",
+            format_themes(rows, examples)]  # fmt: skip
 
 
 def detractor_drivers(

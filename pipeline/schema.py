@@ -27,6 +27,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "BOOLEAN": pa.bool_(),
     "DATE": pa.date32(),
     "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+    "BLOB": pa.binary(),
 }
 # the documented (DuckDB) type → how each database names it in information_schema
 REPORTED_TYPES: dict[str, dict[str, str]] = {
@@ -39,9 +40,10 @@ REPORTED_TYPES: dict[str, dict[str, str]] = {
         "BOOLEAN": "boolean",
         "DATE": "date",
         "TIMESTAMPTZ": "timestamp with time zone",
+        "BLOB": "bytea",
     },
 }
-_POSTGRES_DDL_TYPES = {"DOUBLE": "DOUBLE PRECISION"}
+_POSTGRES_DDL_TYPES = {"DOUBLE": "DOUBLE PRECISION", "BLOB": "BYTEA"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,6 +144,29 @@ class DriverSettings(_Strict):
         return sorted(value)
 
 
+class ThemeSettings(_Strict):
+    """Theme discovery (pipeline/themes/): clusters of sentences no label names, followed night
+    to night. Similarities are cosines between L2-normalised sentence vectors."""
+
+    enabled: bool = True
+    pool_days: int = Field(default=28, ge=1, le=366)  # unassigned sentences this recent are clustered
+    max_pool: int = Field(default=6000, ge=100)  # the newest this many are clustered, bounding time
+    min_cluster_size: int = Field(default=4, ge=3)  # sentences a new theme starts with, at least
+    # a sentence enters the pool only when nothing of the previous pool_days is this similar:
+    # everyday repeats never start a theme, what is new does
+    novelty_similarity: float = Field(default=0.75, gt=0, lt=1)
+    max_history: int = Field(default=20000, ge=100)  # newest distinct sentences novelty is judged against
+    min_keywords: int = Field(default=2, ge=0)  # shorter sentences (「ありがとうございました」) sit out
+    dimensions: int = Field(default=24, ge=2)  # PCA components the clustering runs in
+    assign_similarity: float = Field(default=0.55, gt=0, lt=1)  # to a theme's centroid, to join it
+    merge_similarity: float = Field(default=0.85, gt=0, lt=1)  # between two centroids, to merge
+    fade_days: int = Field(default=28, ge=1)  # a theme without new sentences this long is fading
+    recent_sentences: int = Field(default=200, ge=10)  # newest members kept to label a theme
+    key_phrases: int = Field(default=6, ge=1, le=20)
+    examples: int = Field(default=5, ge=1, le=20)
+    covered_share: float = Field(default=0.5, gt=0, le=1)  # of its sentences with a topic: covered
+
+
 class Settings(_Strict):
     source: SourceSettings = SourceSettings()
     store: StoreSettings = StoreSettings()
@@ -151,6 +174,7 @@ class Settings(_Strict):
     taxonomy: TaxonomySettings = TaxonomySettings()
     nps: NpsSettings = NpsSettings()
     drivers: DriverSettings = DriverSettings()
+    themes: ThemeSettings = ThemeSettings()
 
     def config_hash(self) -> str:
         """Hash of the settings that change outputs (not where files live, nor the model and

@@ -1,12 +1,14 @@
 """The topic taxonomy: a versioned two-level tree of topics read from YAML.
 
 Labelled data and topic heads use leaf ids; parents are roll-ups. Seed terms are UniDic lemmas
-and are compared with token lemmas (loanword glosses removed on both sides).
+and are compared with token lemmas (loanword glosses removed on both sides). A leaf's examples
+are training data: a leaf no labelled row names is learnt from them (`models.training`).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
@@ -70,6 +72,12 @@ class Taxonomy(BaseModel):
     @functools.cached_property
     def seed_lemmas(self) -> dict[str, frozenset[str]]:
         return {t.id: frozenset(clean_lemma(s, s) for s in t.seed_terms) for t in self.leaves}
+
+    def seed_topics(self, lemmas: Iterable[str]) -> frozenset[str]:
+        """Leaves one of whose seed terms is among ``lemmas``: weak evidence, used to label
+        unlabelled sentences for topics that only the taxonomy's examples define."""
+        present = set(lemmas)
+        return frozenset(topic for topic, seeds in self.seed_lemmas.items() if present & seeds)
 
 
 def load_taxonomy(path: Path = DEFAULT_TAXONOMY_PATH) -> Taxonomy:

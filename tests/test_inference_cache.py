@@ -37,7 +37,7 @@ class IrrationalPredictor(CuePredictor):
         wobble = np.array([[np.sqrt(2 + len(t)) % 0.01 for _ in range(3)] for t in texts]).reshape(-1, 3)
         sentiment = (base.sentiment + wobble) / (base.sentiment + wobble).sum(axis=1, keepdims=True)
         topics = base.topics * (1 - np.pi / 1e3)
-        return Predictions(sentiment, topics, base.topic_ids, base.topic_threshold)
+        return Predictions(sentiment, topics, base.topic_ids, base.topic_threshold, base.vectors)
 
 
 @pytest.fixture
@@ -100,7 +100,9 @@ def test_model_and_taxonomy_versions_key_the_cache(taxonomy: Taxonomy, tmp_path:
         first.predict(texts)
         # new predictions wait to be published with the run's rows
         assert store.query("SELECT count(*) FROM inference_cache") == [(0,)]
-        store.insert("inference_cache", [row | {"run_id": "run-a"} for row in first.take_rows()])
+        rows = first.take_rows()
+        store.insert("inference_cache", [row | {"run_id": "run-a"} for row in rows["inference_cache"]])
+        store.insert("sentence_vectors", rows["sentence_vectors"])
 
         same = CachedPredictor(CuePredictor(taxonomy), store)
         same.predict(texts)
@@ -118,7 +120,26 @@ def test_model_and_taxonomy_versions_key_the_cache(taxonomy: Taxonomy, tmp_path:
         other_taxonomy.predict(texts)
         assert (other_taxonomy.counts.computed, other_taxonomy.counts.from_store) == (2, 0)
         # each missed cache keeps its new rows for publishing: two per model and taxonomy version
-        assert [len(c.take_rows()) for c in (same, other_model, other_taxonomy)] == [0, 2, 2]
+        assert [len(c.take_rows()["inference_cache"]) for c in (same, other_model, other_taxonomy)] == [
+            0,
+            2,
+            2,
+        ]
+
+
+def test_a_prediction_without_its_vector_is_computed_again(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    """A store from before vectors were kept: its predictions are recomputed once, so every
+    sentence gets the vector theme discovery needs, and the prediction is not stored twice."""
+    with DuckDBStore(tmp_path / "voc.duckdb") as store:
+        first = CachedPredictor(CuePredictor(taxonomy), store)
+        first.predict(["配送が遅い。"])
+        store.insert(
+            "inference_cache", [r | {"run_id": "run-a"} for r in first.take_rows()["inference_cache"]]
+        )
+        again = CachedPredictor(CuePredictor(taxonomy), store)
+        again.predict(["配送が遅い。"])
+        assert (again.counts.computed, again.counts.from_store) == (1, 0)
+        assert len(again.take_rows()["sentence_vectors"]) == 1
 
 
 def test_memory_layer_is_bounded_and_keeps_the_most_recent(taxonomy: Taxonomy) -> None:

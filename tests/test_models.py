@@ -54,6 +54,8 @@ def test_default_model_card(default_model: TextClassifier, taxonomy: Taxonomy) -
     }
     assert {d["file"] for d in card["training_data"]} == {"sentiment_train.jsonl", "topics_train.jsonl"}
     assert all(len(d["sha256"]) == 64 for d in card["training_data"])
+    assert card["topics_from_examples"] == []  # data/labelled names every topic
+    assert card["examples"]["taxonomy_examples"] == sum(len(t.examples) for t in taxonomy.leaves)
     assert card["metrics"]["topics_eval.jsonl"]["topics"]["micro"]["f1"] > 0.6
 
 

@@ -16,6 +16,7 @@ from pipeline.errors import ReasonCode, Stage
 from pipeline.nps import CI_METHOD
 from pipeline.schema import table_specs
 from pipeline.summary import RunKind, RunStatus
+from pipeline.themes.state import ThemeEvent, ThemeStatus
 
 
 def _values(source: type[Enum] | object) -> set[str]:
@@ -41,6 +42,8 @@ SOURCES: dict[tuple[str, str], object] = {
     ("drivers", "topic_level"): TopicLevelName,
     ("detractor_terms", "term_kind"): TermKind,
     ("detractor_terms", "coverage"): Coverage,
+    ("themes", "status"): ThemeStatus,
+    ("theme_events", "event"): ThemeEvent,
 }
 DOCUMENTED = {
     (table, column.name): column.accepted

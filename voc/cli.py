@@ -195,6 +195,40 @@ def _cmd_drivers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_themes(args: argparse.Namespace) -> int:
+    from pipeline.theme_report import format_themes, theme_examples, window_themes
+
+    settings = _settings(args)
+    _check_segment(settings, args.segment)
+    with _open_results(settings) as store:
+        rows = window_themes(store, args.window, args.segment, args.end, args.all)
+        examples = theme_examples(store, sorted({r["theme_id"] for r in rows}), args.examples)
+    if not rows:
+        print("No new or rising themes in that window (`voc themes --all` lists every theme).")
+        return 0
+    first = rows[0]
+    which = "Themes" if args.all else "New and rising themes"
+    by = f" by {args.segment}" if args.segment else ""
+    print(
+        f"{which}, {args.window} days {first['window_start']} .. {first['window_end']}{by} "
+        "(uncovered = no taxonomy topic names them):\n"
+    )
+    print(format_themes(rows, examples))
+    return 0
+
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    from pipeline.theme_report import promote_theme
+
+    settings = _settings(args)
+    with _open_results(settings) as store:
+        version = promote_theme(store, settings.taxonomy.path, args.theme_id, args.id, args.label_ja,
+                                args.label_en, args.parent)  # fmt: skip
+    print(f"Added topic {args.id} to {settings.taxonomy.path} (taxonomy version {version}).")
+    print("Review its examples and seed terms there; the next `voc run` trains the topic heads for it.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voc", description="Japanese-first voice-of-customer pipeline.")
     common = argparse.ArgumentParser(add_help=False)
@@ -243,6 +277,29 @@ def _add_report_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     drivers.add_argument("--examples", type=int, default=3, help="example comments per driver (default 3)")
     drivers.add_argument("--parents", action="store_true", help="include parent topics")
     drivers.set_defaults(handler=_cmd_drivers)
+    _add_theme_commands(sub, common)
+
+
+def _add_theme_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    themes = sub.add_parser("themes", parents=[common], help="print new and rising discovered themes")
+    themes.add_argument("--window", type=int, default=28, help="window length in days (default 28)")
+    themes.add_argument("--segment", help="break down by a configured segment, e.g. channel")
+    themes.add_argument("--end", type=_date, help="last day of the window (default: the latest)")
+    themes.add_argument("--examples", type=int, default=3, help="example sentences per theme (default 3)")
+    themes.add_argument(
+        "--all", action="store_true", help="every theme of the window, not only new or rising"
+    )
+    themes.set_defaults(handler=_cmd_themes)
+
+    taxonomy = sub.add_parser("taxonomy", help="change the topic taxonomy")
+    actions = taxonomy.add_subparsers(dest="action", required=True)
+    promote = actions.add_parser("promote", parents=[common], help="add a discovered theme as a topic")
+    promote.add_argument("theme_id", help="a theme id from `voc themes`")
+    promote.add_argument("--id", required=True, help="the new topic's id (snake_case)")
+    promote.add_argument("--label-ja", required=True, help="its Japanese label")
+    promote.add_argument("--label-en", help="its English label")
+    promote.add_argument("--parent", help="a parent topic id (default: none)")
+    promote.set_defaults(handler=_cmd_promote)
 
 
 def _add_train_command(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -1,4 +1,5 @@
-"""What drives detractors: the `drivers`, `driver_examples` and `detractor_terms` tables.
+"""What drives detractors: the `drivers`, `driver_examples`, `detractor_terms`, `theme_windows`
+and `coverage` tables.
 
 For every rolling window (``drivers.windows`` days ending on a response date), every segment
 cell (all responses, and each value of each configured segment) and every topic (leaves and
@@ -31,7 +32,9 @@ The modules, in the order the work flows:
   before each window that the rising test compares with;
 - ``window``: one window's rows of all three tables, cell by cell and topic by topic;
 - ``rows``: the statistics of a driver row, then the q-values and flags over the window;
-  ``adjusted``: the adjusted columns; ``examples``: example comments; ``terms``: detractor terms.
+  ``adjusted``: the adjusted columns; ``examples``: example comments; ``terms``: detractor terms;
+  ``themes``: the same statistics for discovered themes (theme_windows) and what no topic
+  covers (coverage).
 """
 
 from pipeline.drivers.refresh import affected_range, refresh_drivers

@@ -8,6 +8,7 @@ from typing import Any
 
 from pipeline.contracts import Lineage
 from pipeline.drivers.load import load_window_data
+from pipeline.drivers.themes import ThemeHistory
 from pipeline.drivers.volumes import VolumeSeries
 from pipeline.drivers.window import window_rows
 from pipeline.schema import partitioned_tables
@@ -28,15 +29,23 @@ def affected_range(partitions: Sequence[date], settings: DriverSettings) -> tupl
 
 
 def refresh_drivers(
-    store: Store, partitions: Sequence[date], settings: Settings, taxonomy: Taxonomy, lineage: Lineage
+    store: Store,
+    partitions: Sequence[date],
+    settings: Settings,
+    taxonomy: Taxonomy,
+    lineage: Lineage,
+    through: date | None = None,
 ) -> int:
     """Replace the driver tables (those partitioned by window_end in tables.yaml) for every
-    window end the replaced partitions can affect.
+    window end the replaced partitions can affect, and through ``through`` (the last date theme
+    discovery replayed: its themes changed up to there).
 
     Returns the number of driver rows written."""
     span = affected_range(partitions, settings.drivers)
     if span is None:
         return 0
+    if through is not None and through > span[1]:
+        span = (span[0], through)
     tables = partitioned_tables("window_end")
     for table in tables:
         store.delete_where(table, "window_end BETWEEN ? AND ?", list(span))
@@ -48,21 +57,22 @@ def refresh_drivers(
         )
     ]
     segment_names = list(settings.source.segments)
-    volumes = VolumeSeries.load(store, ends, settings.drivers, segment_names, taxonomy)
+    volumes = VolumeSeries.load(store, ends, settings.drivers, segment_names, taxonomy, lineage.model_version)
     written = 0
     for batch in _batches(ends, ENDS_PER_BATCH):
         first = batch[0] - timedelta(days=max(settings.drivers.windows) - 1)
         data = load_window_data(store, first, batch[-1], segment_names, taxonomy)
+        history = ThemeHistory.load(store, data, first, batch[-1], lineage.model_version)
         rows: dict[str, list[dict[str, Any]]] = {table: [] for table in tables}
         for end in batch:
             for window in settings.drivers.windows:
-                window_tables = window_rows(data, end, window, settings, taxonomy, volumes, lineage)
+                window_tables = window_rows(data, end, window, settings, taxonomy, volumes, lineage, history)
                 for table, table_rows in window_tables.items():
                     rows[table] += table_rows
         for table, table_rows in rows.items():
             store.insert(table, table_rows)
         written += len(rows["drivers"])
-        del data, rows  # before the next batch loads: one batch's data in memory at a time
+        del data, history, rows  # before the next batch loads: one batch's data in memory at a time
     return written
 
 

@@ -6,12 +6,12 @@ Definitions: docs/drivers-statistics.md; the functions over counts are in pipeli
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.drivers.load import Mask, TopicLevel, WindowData
+from pipeline.drivers.load import Mask, WindowData
 from pipeline.nps import nps_estimate, z_value
 from pipeline.settings import DriverSettings
 from pipeline.stats import (
@@ -32,6 +32,13 @@ TESTED = ("impact", "odds_ratio", "adjusted", "volume_change")  # methods with a
 AGREEING = ("impact", "odds_ratio", "adjusted")  # methods that must agree for the robust flag
 
 
+class Mentions(Protocol):
+    """Which responses mention which columns (topics of a level, or themes), and negatively."""
+
+    mention: Mask  # responses × columns
+    negative: Mask
+
+
 @dataclass(frozen=True)
 class LevelCounts:
     """Per topic of a level, within a segment cell: mentions, and among them detractors,
@@ -43,7 +50,7 @@ class LevelCounts:
     negative: NDArray[np.int64]
 
     @classmethod
-    def of(cls, data: WindowData, selected: Mask, level: TopicLevel) -> LevelCounts:
+    def of(cls, data: WindowData, selected: Mask, level: Mentions) -> LevelCounts:
         rows = np.flatnonzero(selected)
         mention = level.mention[rows]
         return cls(

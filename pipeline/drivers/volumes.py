@@ -32,8 +32,10 @@ class VolumeSeries:
         settings: DriverSettings,
         segment_names: list[str],
         taxonomy: Taxonomy,
+        model_version: str | None = None,
     ) -> VolumeSeries:
-        """Counts from the first day any of ``ends``' previous periods reaches to the last end."""
+        """Counts from the first day any of ``ends``' previous periods reaches to the last end;
+        with ``model_version``, the discovered themes' mentions too (keyed by theme id)."""
         if not ends:
             return cls(0, {}, {})
         first = ends[0] - timedelta(days=(settings.previous_periods + 1) * max(settings.windows))
@@ -53,7 +55,8 @@ class VolumeSeries:
         ):
             if name in segment_names:
                 totals.add((name, value), day, count)
-        for day, name, value, topic, count in _topic_mentions(store, span, taxonomy):
+        themes = _theme_mentions(store, span, model_version) if model_version else []
+        for day, name, value, topic, count in [*_topic_mentions(store, span, taxonomy), *themes]:
             if name == ALL or name in segment_names:
                 mentions.add((name, value, topic), day, count)
         return cls(first.toordinal(), totals.running_sums(), mentions.running_sums())
@@ -68,6 +71,17 @@ class VolumeSeries:
             return int(series[min(max(ordinal - self.origin + 1, 0), top)])
 
         return at(through) - at(after)
+
+    def previous_of(
+        self, cell: tuple[str, str], keys: list[str], end: int, window: int, periods: int, since: int
+    ) -> tuple[int, int]:
+        """(mentions of any of ``keys``, responses) over the previous periods, counting only days
+        from ordinal ``since`` on; (0, 0) when that leaves less than one window."""
+        after, through = max(end - (periods + 1) * window, since - 1), end - window
+        if through - after < window:
+            return 0, 0
+        mentions = sum(self._sum(self.mentions.get((*cell, key)), after, through) for key in keys)
+        return mentions, self._sum(self.totals.get(cell), after, through)
 
     def previous(
         self, cell: tuple[str, str], topic: str, end: int, window: int, periods: int
@@ -119,3 +133,18 @@ def _topic_mentions(store: Store, span: list[date], taxonomy: Taxonomy) -> list[
             [BLANK_SEGMENT, *span, taxonomy.version],
         )
     return rows
+
+
+def _theme_mentions(store: Store, span: list[date], model_version: str) -> list[tuple[Any, ...]]:
+    """(day, segment_name, segment_value, theme, responses) for every theme as created."""
+    theme_sql = (
+        "SELECT m.response_date, {cell}, m.theme_id, count(DISTINCT m.response_id) FROM theme_sentences m "
+        "{join} WHERE m.response_date BETWEEN ? AND ? AND m.model_version = ? GROUP BY 1, 2, 3, 4"
+    )
+    return store.query(theme_sql.format(cell="'all', 'all'", join=""), [*span, model_version]) + store.query(
+        theme_sql.format(
+            cell="g.segment_name, coalesce(g.segment_value, ?)",
+            join="JOIN response_segments g ON g.response_id = m.response_id",
+        ),
+        [BLANK_SEGMENT, *span, model_version],
+    )

@@ -16,6 +16,7 @@ from pipeline.drivers.examples import choose_examples, example_rows
 from pipeline.drivers.load import ALL, Mask, TopicLevel, WindowData
 from pipeline.drivers.rows import LevelCounts, driver_row, is_low_confidence, set_flags, volume_change_columns
 from pipeline.drivers.terms import detractor_term_rows
+from pipeline.drivers.themes import ThemeHistory, coverage_row, theme_window_rows
 from pipeline.drivers.volumes import VolumeSeries
 from pipeline.nps import nps_estimate, z_value
 from pipeline.schema import lineage_columns
@@ -23,6 +24,7 @@ from pipeline.settings import Settings
 from pipeline.taxonomy import Taxonomy
 
 Rows = list[dict[str, Any]]
+WINDOW_TABLES = ("drivers", "driver_examples", "detractor_terms", "theme_windows", "coverage")
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,11 @@ def window_rows(
     taxonomy: Taxonomy,
     volumes: VolumeSeries,
     lineage: Lineage,
+    history: ThemeHistory,
 ) -> dict[str, Rows]:
     """The rows of the window of ``window`` days ending on ``end``, by table name."""
-    tables: dict[str, Rows] = {"drivers": [], "driver_examples": [], "detractor_terms": []}
+    tables: dict[str, Rows] = {name: [] for name in WINDOW_TABLES}
+    cells: list[tuple[dict[str, Any], Mask]] = []
     in_window = (data.day > end.toordinal() - window) & (data.day <= end.toordinal())
     if not in_window.any():
         return tables
@@ -69,7 +73,10 @@ def window_rows(
             tables["drivers"] += drivers
             tables["driver_examples"] += examples
         tables["detractor_terms"] += detractor_term_rows(data, selected, key, settings.drivers, z, taxonomy)
+        tables["coverage"].append(coverage_row(data, history, key, selected))
+        cells.append((key, selected))
     set_flags(tables["drivers"], settings.drivers)
+    tables["theme_windows"] = theme_window_rows(data, history, cells, settings, volumes)
     _add_lineage(tables, lineage)
     return tables
 

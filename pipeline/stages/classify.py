@@ -1,6 +1,6 @@
 """Classify: sentence sentiment and topics from the model, rolled up per response
 (`pipeline.classify`). Predictions already in the inference cache are reused; new ones become
-``inference_cache`` rows, published with the run's other rows."""
+``inference_cache`` and ``sentence_vectors`` rows, published with the run's other rows."""
 
 from __future__ import annotations
 
@@ -22,5 +22,6 @@ class Classify:
 
     def __call__(self, chunk: Chunk) -> Chunk:
         chunk.labels = classify_chunk(chunk.processed, self.predictor, self.taxonomy, self.batch_size)
-        chunk.rows["inference_cache"].extend(self.predictor.take_rows())
+        for table, rows in self.predictor.take_rows().items():
+            chunk.rows[table].extend(rows)
         return chunk

@@ -9,6 +9,7 @@ from typing import Any
 from pipeline.classify import ResponseLabels, ResponseTopic
 from pipeline.contracts import ProcessedResponse, Response
 from pipeline.errors import Stage
+from pipeline.inference_cache import text_key
 from pipeline.stages import Chunk, Row
 
 
@@ -60,6 +61,7 @@ def sentence_rows(item: ProcessedResponse, label: ResponseLabels) -> list[Row]:
             "keywords": " ".join(t.lemma for t in sentence.tokens if t.is_content),
             **sentiment_columns(sentence_label.sentiment, sentence_label.probabilities),
             "topics": ",".join(t.topic_id for t in sentence_label.topics),
+            "text_sha256": text_key(sentence.text),
         }
         for sentence, sentence_label in zip(item.sentences, label.sentences, strict=True)
     ]

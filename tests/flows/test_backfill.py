@@ -16,7 +16,7 @@ from prefect.states import State
 
 from flows.backfill import DaskOptions, backfill, process_date
 from pipeline.job import DateScope, run_job
-from pipeline.schema import table_specs
+from pipeline.schema import partitioned_tables, table_specs
 from pipeline.settings import load_settings
 from pipeline.store import open_store
 from pipeline.taxonomy import Taxonomy
@@ -115,11 +115,19 @@ def test_a_failing_date_fails_only_its_own_run_and_can_be_rerun_alone(
     assert runs == [("failed", 1), ("succeeded", 5)]
 
     # once the model is fixed, re-running that date alone completes the backfill: the same values;
-    # the rolling windows ending after it were recomputed by its run, so they carry its run id
+    # the rolling windows ending after it, and the themes from it on, were recomputed by its run,
+    # so they carry its run id
     use_model()
     rerun = process_date(POISON_DAY, str(export), str(config), return_state=True)
     assert rerun.is_completed()
-    windows = {"drivers": {"run_id"}, "driver_examples": {"run_id"}}
+    replayed = [
+        *partitioned_tables("window_end"),
+        "themes",
+        "theme_events",
+        "theme_sentences",
+        "theme_examples",
+    ]
+    windows = {table: {"run_id"} for table in replayed}
     assert table_snapshot(db_of(config), {**VOLATILE, **windows}) == _without(each_date_alone, windows)
 
 

@@ -97,6 +97,7 @@ def test_a_scheduled_run_processes_the_day_before_its_scheduled_time(
     assert [row["period"] for row in nps] == ["2026-07-03", "28 days to 2026-07-03"]
     assert all(row["ci_low"] <= row["nps"] <= row["ci_high"] for row in nps)
     assert "2026-06-06 .. 2026-07-03" in str(artifact("nightly-drivers").data)
+    assert "New and rising themes, 28 days to 2026-07-03" in str(artifact("nightly-themes").data)
 
 
 def test_an_explicit_day_wins_over_the_schedule(use_model: Any, config: Path, daily_exports: str) -> None:
