@@ -27,7 +27,7 @@ def choose_examples(data: WindowData, candidates: Mask, level: TopicLevel, k: in
         grams = _bigrams(data, data.ids[i])
         if not grams:
             continue
-        if any(len(grams & other) / max(len(grams | other), 1) > SIMILAR for other in shingles):
+        if repeats(grams, shingles):
             continue
         chosen.append(int(i))
         shingles.append(grams)
@@ -59,8 +59,16 @@ def _bigrams(data: WindowData, response_id: str) -> frozenset[str]:
     grams = data.bigrams.get(response_id)
     if grams is None:
         text = data.comments.get(response_id)
-        grams = (
-            frozenset() if text is None else frozenset(text[j : j + 2] for j in range(max(len(text) - 1, 1)))
-        )
+        grams = frozenset() if text is None else char_bigrams(text)
         data.bigrams[response_id] = grams
     return grams
+
+
+def char_bigrams(text: str) -> frozenset[str]:
+    """A text as its set of character bigrams (a one-character text: that character)."""
+    return frozenset(text[j : j + 2] for j in range(max(len(text) - 1, 1)))
+
+
+def repeats(grams: frozenset[str], chosen: list[frozenset[str]]) -> bool:
+    """Whether a candidate example says what one already chosen says (bigram Jaccard > SIMILAR)."""
+    return any(len(grams & other) / max(len(grams | other), 1) > SIMILAR for other in chosen)

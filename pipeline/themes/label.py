@@ -11,10 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.drivers.examples import char_bigrams, repeats
 from pipeline.themes.state import Member, Theme
 from pipeline.tokenize import noun_phrases, tokenize
-
-SIMILAR = 0.5  # character-bigram Jaccard above which two examples say the same thing
 
 
 def sentence_terms(text: str) -> set[str]:
@@ -54,8 +53,8 @@ def examples(theme: Theme, limit: int) -> list[tuple[Member, float]]:
     chosen: list[tuple[Member, float]] = []
     shingles: list[frozenset[str]] = []
     for i in order:
-        grams = _bigrams(theme.recent[i].text)
-        if any(len(grams & other) / max(len(grams | other), 1) > SIMILAR for other in shingles):
+        grams = char_bigrams(theme.recent[i].text)
+        if repeats(grams, shingles):
             continue
         chosen.append((theme.recent[i], float(similarity[i])))
         shingles.append(grams)
@@ -94,7 +93,3 @@ def topic_centroids(vectors: NDArray[np.float32], topics: Sequence[str]) -> Topi
 def covered_share(theme: Theme) -> float:
     """Share of the theme's newest sentences that some taxonomy topic mentions."""
     return float(np.mean([m.covered for m in theme.recent]))
-
-
-def _bigrams(text: str) -> frozenset[str]:
-    return frozenset(text[i : i + 2] for i in range(len(text) - 1))
