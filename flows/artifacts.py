@@ -15,6 +15,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import RETRY_DELAYS, DateResult, JobCounts, flow_settings, retry_if_transient
+from pipeline.html_report import build_report
+from pipeline.html_report.summary import headline_markdown
 from pipeline.report import detractor_drivers, nps_by_period, one_line
 from pipeline.store import Store, open_store
 from pipeline.theme_report import format_themes, theme_examples, window_themes
@@ -126,6 +128,24 @@ def publish_nightly_artifacts(config: str | None, day: date, counts: JobCounts) 
     markdown = drivers_markdown(drivers, day, settings.nps.confidence)
     create_markdown_artifact(markdown, key="nightly-drivers", description=f"Top drivers, 28 days to {day}")
     create_table_artifact(count_rows(counts), key="nightly-counts", description=f"Rows of {day}")
+
+
+@task(
+    task_run_name="report-{day}",
+    retries=len(RETRY_DELAYS),
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_if_transient,
+    cache_policy=NO_CACHE,
+)
+def publish_nightly_report(config: str | None, day: date) -> str:
+    """The HTML report of the 28 days to ``day``, and an artifact with its headline and path."""
+    settings = flow_settings(config)
+    with open_store(settings.store) as store:
+        data, written = build_report(store, settings, DRIVER_WINDOW_DAYS, day)
+    create_markdown_artifact(
+        headline_markdown(data, written[0]), key="nightly-report", description=f"NPS report, 28 days to {day}"
+    )
+    return str(written[0])
 
 
 def themes_markdown(store: Store, day: date) -> str:

@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 import duckdb
-from prefect import Task, task
+from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
 from pipeline.classify import SentencePredictor
 from pipeline.job import DateScope, RunKind, RunSummary, run_job
+from pipeline.progress import LogLines
 from pipeline.settings import ModelSettings, Settings, TaxonomySettings, load_settings
 from pipeline.taxonomy import Taxonomy
 
@@ -147,7 +148,9 @@ def run_dates(
     one transaction, so a second try leaves exactly what one successful try leaves."""
     settings = flow_settings(config)
     taxonomy, model = get_model(settings)
-    summary = run_job(Path(input_path), settings, model, taxonomy, DateScope(start, end), kind, source_name)
+    progress = LogLines(get_run_logger().info)  # a line every 10 s in the task's run log
+    summary = run_job(Path(input_path), settings, model, taxonomy, DateScope(start, end), kind, source_name,
+                      progress=progress)  # fmt: skip
     return job_counts(summary)
 
 

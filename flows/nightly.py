@@ -1,4 +1,5 @@
-"""The nightly flow: yesterday's export in, that day's partitions replaced, artifacts published.
+"""The nightly flow: yesterday's export in, that day's partitions replaced, artifacts and the HTML
+report of the 28 days to that day published.
 
 Its date comes from the run's scheduled time, not from the clock when it happens to start, so a
 run that starts late (a busy worker) or is retried the next morning still processes the right day.
@@ -12,7 +13,7 @@ from zoneinfo import ZoneInfo
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows.artifacts import publish_nightly_artifacts
+from flows.artifacts import publish_nightly_artifacts, publish_nightly_report
 from flows.common import JobCounts, flow_settings, input_for, run_dates
 
 
@@ -46,4 +47,5 @@ def nightly(
     get_run_logger().info("processing %s from %s", day, path)
     counts = run_dates(str(path), day, day, config, "nightly", source_name)
     publish_nightly_artifacts(config, day, counts)
+    get_run_logger().info("report written to %s", publish_nightly_report(config, day))
     return counts

@@ -11,13 +11,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import flow_settings
 from models.classifier import CARD_FILE
 from models.registry import train_configured_model
+from pipeline.progress import LogLines
 
 
 @task(task_run_name="fit-{out}", cache_policy=NO_CACHE)
@@ -37,6 +38,7 @@ def fit_model(
         topic_data=[Path(p) for p in topic_data],
         evaluation=[Path(p) for p in evaluation],
         overrides=overrides,
+        progress=LogLines(get_run_logger().info),  # encoding and fine-tuning in the task's run log
     )
     return str(folder)
 

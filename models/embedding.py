@@ -55,8 +55,10 @@ def embed_with(
     prefix: str = QUERY_PREFIX,
     padding: PaddingStats | None = None,
     sort_by_length: bool = True,
+    encoded: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Sentence vectors [len(texts), hidden] from ``run_batch(input_ids, attention_mask)``.
+    """Sentence vectors [len(texts), hidden] from ``run_batch(input_ids, attention_mask)``;
+    ``encoded`` is told how many texts are done after each batch (a progress display).
 
     The text is NFKC'd first because the tokenizer's charsmap maps characters one by one and
     splits half-width kana with voicing marks (ｱﾌﾟﾘ) badly. All texts are tokenized at once and
@@ -80,6 +82,8 @@ def embed_with(
             padding.real_tokens += int(attention_mask.sum())
             padding.padded_tokens += attention_mask.size
         out[index] = run_batch(input_ids, attention_mask)
+        if encoded is not None:
+            encoded(start + len(index))
     return out
 
 
@@ -101,8 +105,10 @@ def embed(
     batch_size: int = 32,
     prefix: str = QUERY_PREFIX,
     padding: PaddingStats | None = None,
+    encoded: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """L2-normalised E5 sentence embeddings, float32 [len(texts), hidden], with PyTorch."""
+    """L2-normalised E5 sentence embeddings, float32 [len(texts), hidden], with PyTorch;
+    ``encoded`` is told how many texts are done after each batch."""
     import torch
 
     device = next(model.parameters()).device
@@ -118,8 +124,7 @@ def embed(
     model.eval()
     try:
         with torch.inference_mode():
-            return embed_with(
-                run, texts, tokenizer, int(model.config.hidden_size), batch_size, prefix, padding
-            )
+            hidden = int(model.config.hidden_size)
+            return embed_with(run, texts, tokenizer, hidden, batch_size, prefix, padding, encoded=encoded)
     finally:
         model.train(was_training)

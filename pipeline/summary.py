@@ -12,6 +12,7 @@ from typing import Literal
 
 from pipeline.contracts import DateScope
 from pipeline.errors import Stage
+from pipeline.progress import Progress, no_progress
 
 RunKind = Literal["run", "backfill", "nightly"]
 RunStatus = Literal["succeeded", "failed"]
@@ -36,6 +37,8 @@ class RunSummary:
     predictions_reused: int = 0
     # told the stage entered (None when it ends): lets a benchmark attribute memory to stages
     stage_listener: Callable[[str | None], None] | None = field(default=None, repr=False, compare=False)
+    # told how far each stage has got (`pipeline.progress`): a display of a long run
+    progress: Progress = field(default=no_progress, repr=False, compare=False)
     # when each stage was first entered and last left (wall clock): shows parallel runs overlapping
     stage_times: dict[str, tuple[float, float]] = field(default_factory=dict, repr=False, compare=False)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.html_report import build_report
 from pipeline.job import DateScope, run_job
 from pipeline.schema import table_specs
 from pipeline.settings import DriverSettings, Settings
@@ -55,6 +56,29 @@ def test_postgres_tables_match_duckdb_and_their_contract(
         assert store.query("SELECT count(*) FROM nps_trend")[0][0] > 0
         assert store.query("SELECT count(*) FROM topic_sentiment_by_segment")[0][0] > 0
     assert in_postgres == table_snapshot(duck.store.duckdb_path, VOLATILE, digits=9)
+
+
+def test_the_html_report_reads_postgresql_as_it_reads_duckdb(
+    pg_settings: Settings, taxonomy: Taxonomy, predictor: CuePredictor, tmp_path: Path
+) -> None:
+    duck = make_settings(tmp_path / "voc.duckdb", drivers=ONE_WINDOW)
+    run_job(SAMPLE_CSV, duck, predictor, taxonomy)
+    run_job(SAMPLE_CSV, pg_settings, predictor, taxonomy)
+    found = {}
+    for name, settings in (("duckdb", duck), ("postgresql", pg_settings)):
+        with open_store(settings.store) as store:
+            data, [page] = build_report(store, settings, 28, segment="channel", out=tmp_path / f"{name}.html")
+        found[name] = data
+        assert page.stat().st_size > 0
+    pg, dk = found["postgresql"], found["duckdb"]
+    assert (pg.headline.current, pg.headline.change) == (dk.headline.current, dk.headline.change)
+    assert pg.trend == dk.trend and pg.sentiment == dk.sentiment
+    assert _rounded(pg.drivers) == _rounded(dk.drivers) and len(dk.drivers) > 5
+    assert pg.quality.quarantined == dk.quality.quarantined and pg.quality.versions == dk.quality.versions
+
+
+def _rounded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: round(v, 9) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
 
 
 def test_rerun_in_postgres_changes_nothing(

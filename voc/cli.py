@@ -1,4 +1,5 @@
-"""The `voc` command: run, backfill, nps, train, evaluate, serve.
+"""The `voc` command: run, backfill, train, evaluate, serve, and (voc/results.py) the commands that
+read the result tables: nps, drivers, themes, taxonomy promote, report.
 
 User errors (a missing file, an unknown config key, a missing column) print one line
 starting with "error:" and exit with status 2; there is no traceback for them.
@@ -9,29 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 from models import quiet_model_loading
 from pipeline.errors import VocError
-from pipeline.settings import Settings, load_settings
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (use YYYY-MM-DD)") from exc
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(args.config)
-    if args.db is not None:
-        settings = settings.model_copy(
-            update={"store": settings.store.model_copy(update={"duckdb_path": args.db})}
-        )
-    return settings
+from pipeline.settings import Settings
+from voc.common import parse_date, settings_from
+from voc.output import PROGRESS, RUN_FORMAT, print_run_tables, progress_for
+from voc.results import add_result_commands
 
 
 def _load_model(settings: Settings, path: str | None = None) -> tuple[Any, Any]:
@@ -47,7 +34,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.report import format_run_summary
     from pipeline.store import open_store
 
-    settings = _settings(args)
+    settings = settings_from(args)
     # a missing file or a header without the mapped columns fails before the model loads
     source = describe_source(args.input, settings.source)
     next(read_records(source, settings.source), None)
@@ -58,38 +45,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
         scope = DateScope.single(args.date) if args.date else DateScope()
     taxonomy, model = _load_model(settings)
     with open_store(settings.store) as store:
-        summary = run_job(args.input, settings, model, taxonomy, scope, kind, source_name=args.source_name,
-                          source=source, store=store)  # fmt: skip
+        with progress_for(args) as progress:  # closed (bars drawn for the last time) before the summary
+            summary = run_job(args.input, settings, model, taxonomy, scope, kind, args.source_name,
+                              source=source, store=store, progress=progress)  # fmt: skip
+        if args.format != "text":
+            return print_run_tables(summary, store, settings, model.model_version, args.format)
         segments = list(settings.source.segments)
         print(format_run_summary(summary, store, segments, model.model_version, settings.nps.confidence,
                                  settings.drivers.windows))  # fmt: skip
     return 0
 
 
-def _check_segment(settings: Settings, segment: str | None) -> None:
-    if segment and segment not in settings.source.segments:
-        known = ", ".join(settings.source.segments) or "none configured"
-        raise VocError(f"unknown segment {segment!r} (segments: {known})")
-
-
-def _open_results(settings: Settings) -> Any:
-    """The result store, refusing to create an empty DuckDB file just to report on it."""
-    from pipeline.store import open_store, store_exists
-
-    if not store_exists(settings.store):
-        raise VocError(f"no result tables at {settings.store.duckdb_path}; run `voc run INPUT` first")
-    return open_store(settings.store)
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     from models.classifier import CARD_FILE, TextClassifier
     from models.registry import DEFAULT_TRAINING_DATA, set_up_default_model, train_configured_model
 
-    settings = _settings(args)
+    settings = settings_from(args)
     if args.retrain and not args.default:
         raise VocError("--retrain goes with --default: it retrains the shipped default heads")
     if args.default:
-        folder = set_up_default_model(settings, retrain=args.retrain)
+        with progress_for(args) as progress:
+            folder = set_up_default_model(settings, args.retrain, progress)
         data = list(DEFAULT_TRAINING_DATA)
     else:
         if not args.data or args.out is None:
@@ -104,14 +80,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
             overrides["name"] = args.name
         if args.encoder:
             overrides["encoder"] = args.encoder
-        folder = train_configured_model(
-            settings,
-            args.data,
-            args.out,
-            topic_data=args.topic_data or [],
-            evaluation=args.eval or [],
-            overrides=overrides,
-        )
+        with progress_for(args) as progress:
+            folder = train_configured_model(
+                settings,
+                args.data,
+                args.out,
+                topic_data=args.topic_data or [],
+                evaluation=args.eval or [],
+                overrides=overrides,
+                progress=progress,
+            )
         data = [*args.data, *(args.topic_data or [])]
     card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
     print(f"Model {card['model_version']} in {folder.resolve()}")
@@ -132,7 +110,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from models.evaluation import format_classification, format_multilabel
     from models.training import evaluate_model, read_examples
 
-    settings = _settings(args)
+    settings = settings_from(args)
     taxonomy, model = _load_model(settings, args.model)
     examples = read_examples(args.data, taxonomy)
     metrics = evaluate_model(model, examples)
@@ -149,83 +127,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_nps(args: argparse.Namespace) -> int:
-    from pipeline.report import format_nps_rows, nps_by_period
-
-    settings = _settings(args)
-    _check_segment(settings, args.segment)
-    with _open_results(settings) as store:
-        rows = nps_by_period(store, args.period, args.segment, args.start, args.end, settings.nps.confidence)
-    if not rows:
-        print("No responses in the result tables for that selection.")
-        return 0
-    print(format_nps_rows(rows, args.segment, settings.nps.confidence))
-    return 0
-
-
 def _cmd_serve(args: argparse.Namespace) -> int:
     from flows.serve import serve_deployments
 
     serve_deployments(args.input, str(args.config) if args.config else None)
-    return 0
-
-
-def _cmd_drivers(args: argparse.Namespace) -> int:
-    from pipeline.report import detractor_drivers, format_drivers
-
-    settings = _settings(args)
-    _check_segment(settings, args.segment)
-    if args.window not in settings.drivers.windows:
-        windows = ", ".join(str(w) for w in settings.drivers.windows)
-        raise VocError(f"no {args.window}-day window is computed (drivers.windows: {windows})")
-    with _open_results(settings) as store:
-        rows = detractor_drivers(store, args.window, args.segment, args.end, args.limit, args.parents)
-    if not rows:
-        print("No detractor drivers for that selection (run `voc run INPUT` first, or pick another --end).")
-        return 0
-    first = rows[0]
-    print(
-        f"Detractor drivers, {args.window} days {first['window_start']} .. {first['window_end']}"
-        f"{f' by {args.segment}' if args.segment else ''}: impact = NPS − NPS without the topic's "
-        "responses; adjusted = ΔNPS with co-mentioned topics and controls held fixed.\n"
-        "Flags: robust = impact, odds ratio and adjusted agree and survive FDR control; "
-        "low-n = too few mentions or detractors to lean on.\n"
-    )
-    print(format_drivers(rows, settings.nps.confidence, args.examples))
-    return 0
-
-
-def _cmd_themes(args: argparse.Namespace) -> int:
-    from pipeline.theme_report import format_themes, theme_examples, window_themes
-
-    settings = _settings(args)
-    _check_segment(settings, args.segment)
-    with _open_results(settings) as store:
-        rows = window_themes(store, args.window, args.segment, args.end, args.all)
-        examples = theme_examples(store, sorted({r["theme_id"] for r in rows}), args.examples)
-    if not rows:
-        print("No new or rising themes in that window (`voc themes --all` lists every theme).")
-        return 0
-    first = rows[0]
-    which = "Themes" if args.all else "New and rising themes"
-    by = f" by {args.segment}" if args.segment else ""
-    print(
-        f"{which}, {args.window} days {first['window_start']} .. {first['window_end']}{by} "
-        "(uncovered = no taxonomy topic names them):\n"
-    )
-    print(format_themes(rows, examples))
-    return 0
-
-
-def _cmd_promote(args: argparse.Namespace) -> int:
-    from pipeline.theme_report import promote_theme
-
-    settings = _settings(args)
-    with _open_results(settings) as store:
-        version = promote_theme(store, settings.taxonomy.path, args.theme_id, args.id, args.label_ja,
-                                args.label_en, args.parent)  # fmt: skip
-    print(f"Added topic {args.id} to {settings.taxonomy.path} (taxonomy version {version}).")
-    print("Review its examples and seed terms there; the next `voc run` trains the topic heads for it.")
     return 0
 
 
@@ -240,71 +145,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run_commands(sub, common)
-    _add_report_commands(sub, common)
+    add_result_commands(sub, common)
     _add_train_command(sub, common)
     _add_evaluate_and_serve_commands(sub, common)
     return parser
 
 
 def _add_run_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    run = sub.add_parser("run", parents=[common], help="process a survey export (all dates, or one --date)")
+    options = [common, RUN_FORMAT, PROGRESS]
+    run = sub.add_parser("run", parents=options, help="process a survey export (all dates, or one --date)")
     run.add_argument("input", type=Path, help="CSV/TSV (UTF-8 or CP932), JSONL or Parquet export")
-    run.add_argument("--date", type=_date, help="process only this response date (YYYY-MM-DD, Asia/Tokyo)")
+    run.add_argument(
+        "--date", type=parse_date, help="process only this response date (YYYY-MM-DD, Asia/Tokyo)"
+    )
     run.add_argument("--source-name", help="name recorded for the input (default: the file name)")
     run.set_defaults(handler=_cmd_run)
 
-    backfill = sub.add_parser("backfill", parents=[common], help="re-process a date range from an export")
+    backfill = sub.add_parser("backfill", parents=options, help="re-process a date range from an export")
     backfill.add_argument("input", type=Path)
-    backfill.add_argument("--start", type=_date, required=True)
-    backfill.add_argument("--end", type=_date, required=True)
+    backfill.add_argument("--start", type=parse_date, required=True)
+    backfill.add_argument("--end", type=parse_date, required=True)
     backfill.add_argument("--source-name")
     backfill.set_defaults(handler=_cmd_run)
 
 
-def _add_report_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    nps = sub.add_parser("nps", parents=[common], help="print NPS by period and segment")
-    nps.add_argument("--period", choices=["day", "week", "month", "all"], default="month")
-    nps.add_argument("--segment", help="a configured segment name, e.g. channel")
-    nps.add_argument("--start", type=_date)
-    nps.add_argument("--end", type=_date)
-    nps.set_defaults(handler=_cmd_nps)
-
-    drivers = sub.add_parser("drivers", parents=[common], help="print the ranked detractor drivers")
-    drivers.add_argument("--window", type=int, default=28, help="window length in days (default 28)")
-    drivers.add_argument("--segment", help="break down by a configured segment, e.g. channel")
-    drivers.add_argument("--end", type=_date, help="last day of the window (default: the latest)")
-    drivers.add_argument("--limit", type=int, default=5, help="drivers per segment value (default 5)")
-    drivers.add_argument("--examples", type=int, default=3, help="example comments per driver (default 3)")
-    drivers.add_argument("--parents", action="store_true", help="include parent topics")
-    drivers.set_defaults(handler=_cmd_drivers)
-    _add_theme_commands(sub, common)
-
-
-def _add_theme_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    themes = sub.add_parser("themes", parents=[common], help="print new and rising discovered themes")
-    themes.add_argument("--window", type=int, default=28, help="window length in days (default 28)")
-    themes.add_argument("--segment", help="break down by a configured segment, e.g. channel")
-    themes.add_argument("--end", type=_date, help="last day of the window (default: the latest)")
-    themes.add_argument("--examples", type=int, default=3, help="example sentences per theme (default 3)")
-    themes.add_argument(
-        "--all", action="store_true", help="every theme of the window, not only new or rising"
-    )
-    themes.set_defaults(handler=_cmd_themes)
-
-    taxonomy = sub.add_parser("taxonomy", help="change the topic taxonomy")
-    actions = taxonomy.add_subparsers(dest="action", required=True)
-    promote = actions.add_parser("promote", parents=[common], help="add a discovered theme as a topic")
-    promote.add_argument("theme_id", help="a theme id from `voc themes`")
-    promote.add_argument("--id", required=True, help="the new topic's id (snake_case)")
-    promote.add_argument("--label-ja", required=True, help="its Japanese label")
-    promote.add_argument("--label-en", help="its English label")
-    promote.add_argument("--parent", help="a parent topic id (default: none)")
-    promote.set_defaults(handler=_cmd_promote)
-
-
 def _add_train_command(sub: Any, common: argparse.ArgumentParser) -> None:
     train = sub.add_parser(
-        "train", parents=[common], help="train sentiment and topic heads on labelled JSONL"
+        "train", parents=[common, PROGRESS], help="train sentiment and topic heads on labelled JSONL"
     )
     train.add_argument(
         "--default",

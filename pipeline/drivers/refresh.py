@@ -11,6 +11,8 @@ from pipeline.drivers.load import load_window_data
 from pipeline.drivers.themes import ThemeHistory
 from pipeline.drivers.volumes import VolumeSeries
 from pipeline.drivers.window import window_rows
+from pipeline.errors import Stage
+from pipeline.progress import Progress, no_progress
 from pipeline.schema import partitioned_tables
 from pipeline.settings import DriverSettings, Settings
 from pipeline.store import Store
@@ -35,10 +37,11 @@ def refresh_drivers(
     taxonomy: Taxonomy,
     lineage: Lineage,
     through: date | None = None,
+    progress: Progress = no_progress,
 ) -> int:
     """Replace the driver tables (those partitioned by window_end in tables.yaml) for every
     window end the replaced partitions can affect, and through ``through`` (the last date theme
-    discovery replayed: its themes changed up to there).
+    discovery replayed: its themes changed up to there). ``progress`` counts the window ends.
 
     Returns the number of driver rows written."""
     span = affected_range(partitions, settings.drivers)
@@ -58,7 +61,8 @@ def refresh_drivers(
     ]
     segment_names = list(settings.source.segments)
     volumes = VolumeSeries.load(store, ends, settings.drivers, segment_names, taxonomy, lineage.model_version)
-    written = 0
+    written = ends_done = 0
+    progress(Stage.DRIVERS, 0, len(ends), "dates")
     for batch in _batches(ends, ENDS_PER_BATCH):
         first = batch[0] - timedelta(days=max(settings.drivers.windows) - 1)
         data = load_window_data(store, first, batch[-1], segment_names, taxonomy)
@@ -72,6 +76,8 @@ def refresh_drivers(
         for table, table_rows in rows.items():
             store.insert(table, table_rows)
         written += len(rows["drivers"])
+        ends_done += len(batch)
+        progress(Stage.DRIVERS, ends_done, len(ends), "dates")
         del data, history, rows  # before the next batch loads: one batch's data in memory at a time
     return written
 

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.contracts import Lineage
+from pipeline.errors import Stage
+from pipeline.progress import Progress, no_progress
 from pipeline.schema import lineage_columns
 from pipeline.settings import ThemeSettings
 from pipeline.store import Store
@@ -34,10 +36,14 @@ INSERT_EVERY = 50_000  # membership rows held before they are inserted
 
 
 def refresh_themes(
-    store: Store, partitions: Sequence[date], settings: ThemeSettings, lineage: Lineage
+    store: Store,
+    partitions: Sequence[date],
+    settings: ThemeSettings,
+    lineage: Lineage,
+    progress: Progress = no_progress,
 ) -> date | None:
     """Replay theme discovery from the first of ``partitions`` to the newest response date;
-    returns the last date replayed (None when nothing was)."""
+    returns the last date replayed (None when nothing was). ``progress`` counts the dates."""
     if not settings.enabled or not partitions:
         return None
     start = min(partitions)
@@ -46,13 +52,15 @@ def refresh_themes(
     )]  # fmt: skip
     roll_back(store, start, lineage.model_version)
     state = load_state(store, start, settings, lineage.model_version)
-    for day in days:
+    progress(Stage.THEMES, 0, len(days), "dates")
+    for replayed, day in enumerate(days, start=1):
         batch = with_enough_keywords(
             read_sentences(store, day, day, lineage.model_version), settings.min_keywords
         )
         discover_day(state, day, batch, settings)
         if len(state.member_rows) >= INSERT_EVERY:
             _insert_changes(store, state, lineage)
+        progress(Stage.THEMES, replayed, len(days), "dates")
     _insert_changes(store, state, lineage)
     last = days[-1] if days else start - timedelta(days=1)
     write_themes(store, state, last, settings, lineage)

@@ -98,6 +98,11 @@ def test_a_scheduled_run_processes_the_day_before_its_scheduled_time(
     assert all(row["ci_low"] <= row["nps"] <= row["ci_high"] for row in nps)
     assert "2026-06-06 .. 2026-07-03" in str(artifact("nightly-drivers").data)
     assert "New and rising themes, 28 days to 2026-07-03" in str(artifact("nightly-themes").data)
+    # the HTML report of the 28 days to the day, beside the DuckDB file, and its headline artifact
+    page = db_of(config).parent / "reports" / "nps-28d-2026-07-03.html"
+    assert page.exists() and "2026-06-06 〜 2026-07-03" in page.read_text(encoding="utf-8")
+    report = str(artifact("nightly-report").data)
+    assert "NPS report, 2026-06-06 .. 2026-07-03" in report and str(page.resolve()) in report
 
 
 def test_an_explicit_day_wins_over_the_schedule(use_model: Any, config: Path, daily_exports: str) -> None:
