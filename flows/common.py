@@ -23,6 +23,7 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
 from pipeline.classify import SentencePredictor
+from pipeline.errors import StoreBusyError
 from pipeline.job import DateScope, RunKind, RunSummary, run_job
 from pipeline.progress import LogLines
 from pipeline.settings import ModelSettings, Settings, TaxonomySettings, load_settings
@@ -100,10 +101,10 @@ def _load_model(model: ModelSettings, taxonomy_path: Path) -> tuple[Taxonomy, Se
 
 
 def is_transient(exc: BaseException) -> bool:
-    """I/O that a later try may get through: a DuckDB file held by another writer, a dropped
-    database connection, a network file system hiccup. A missing file or bad data is not."""
+    """I/O that a later try may get through: a store another process held past store.lock_timeout,
+    a dropped database connection, a network file system hiccup. A missing file or bad data is not."""
     for cause in _causes(exc):
-        if isinstance(cause, duckdb.IOException):
+        if isinstance(cause, duckdb.IOException | StoreBusyError):
             return True
         if isinstance(cause, OSError) and not isinstance(cause, _PERMANENT_OS_ERRORS):
             return True

@@ -83,7 +83,7 @@ class SourceRecord:
     parsed at all, and then ``problem`` says why and ``raw`` holds the text that was read.
     """
 
-    source_row: int  # line number in text files (header is line 1), row number in Parquet
+    source_row: int  # line number in text files (header is line 1), sheet row in xlsx, row number in Parquet
     fields: dict[str, Any] | None
     raw: str = ""
     problem: tuple[ReasonCode, str] | None = None
@@ -91,9 +91,10 @@ class SourceRecord:
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """A validated survey response; the comment is still the raw text."""
+    """A validated survey response; the comment is still the raw text, while the id and the
+    segment values are already as stored (`pipeline.validate`)."""
 
-    response_id: str
+    response_id: str  # a keyed pseudonym when the source id holds personal data
     source_row: int
     responded_at: datetime  # aware, UTC
     response_date: date  # local date in the configured time zone: the partition key

@@ -23,6 +23,15 @@ class StoreError(VocError):
     """The result store cannot be opened or does not match the documented schema."""
 
 
+class StoreBusyError(StoreError):
+    """Another process held the store for longer than ``store.lock_timeout``."""
+
+
+class QuarantineLimitError(VocError):
+    """One reason code quarantined more of a run's records than ``source.max_quarantine_share``:
+    the export or the settings are wrong, so the run publishes nothing."""
+
+
 class Stage(StrEnum):
     """The stages of a run, in order (`pipeline.job`). The quarantine table names the one that
     rejected a record, and the runs table times each; the values are stable."""

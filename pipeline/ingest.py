@@ -1,12 +1,13 @@
 """Ingest: read a survey export in chunks (validating each record is `pipeline.validate`).
 
-Formats: CSV/TSV (UTF-8, UTF-8 with BOM, or CP932/Shift_JIS as Japanese Excel writes it;
-detected automatically), JSONL and Parquet. Each record either becomes a `Response` or a
+Formats: CSV/TSV (UTF-8, UTF-8 with BOM, CP932/Shift_JIS as Japanese Excel writes it, or
+UTF-16 with a byte-order mark as Excel's 「Unicode テキスト」 is; detected automatically), JSONL,
+Parquet and Excel workbooks (`pipeline.xlsx`). Each record either becomes a `Response` or a
 `QuarantinedRow` with a reason code: nothing is dropped. Only blank lines are skipped.
 
-Text files are read line by line as bytes, so memory is bounded by the chunk size and the
-largest allowed record, and one broken record (an unclosed quote, an undecodable byte)
-costs only that record: reading resumes at the next line.
+Text files are read line by line as bytes (`pipeline.text_lines`: LF, CRLF and CR line ends), so
+memory is bounded by the chunk size and the largest allowed record, and one broken record (an
+unclosed quote, an undecodable byte) costs only that record: reading resumes at the next line.
 """
 
 from __future__ import annotations
@@ -25,19 +26,20 @@ from pipeline.contracts import SourceRecord
 from pipeline.errors import InputError, ReasonCode
 from pipeline.progress import ReadProgress
 from pipeline.settings import SourceSettings
+from pipeline.text_lines import Line, detect_encoding, text_lines
 from pipeline.validate import PAYLOAD_VALUE_CHARS
 
-_ENCODING_SNIFF_BYTES = 1 << 20
-
 FORMAT_BY_SUFFIX = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl",
-                    ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}  # fmt: skip
+                    ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet",
+                    ".xlsx": "xlsx"}  # fmt: skip
+BINARY_FORMATS = ("parquet", "xlsx")  # formats without a text encoding
 
 
 @dataclass(frozen=True, slots=True)
 class SourceInfo:
     path: Path
     format: str
-    encoding: str | None  # None for Parquet
+    encoding: str | None  # None for Parquet and xlsx
     sha256: str
 
 
@@ -53,33 +55,10 @@ def describe_source(path: Path, settings: SourceSettings) -> SourceInfo:
         if not fmt:
             raise InputError(
                 f"cannot tell the format of {path.name} from its extension; "
-                "set source.format to csv, tsv, jsonl or parquet"
+                "set source.format to csv, tsv, jsonl, parquet or xlsx"
             )
-    encoding = None if fmt == "parquet" else _detect_encoding(path, settings.encoding)
+    encoding = None if fmt in BINARY_FORMATS else detect_encoding(path, settings.encoding)
     return SourceInfo(path=path, format=fmt, encoding=encoding, sha256=file_sha256(path))
-
-
-def _detect_encoding(path: Path, configured: str) -> str:
-    with path.open("rb") as handle:
-        head = handle.read(_ENCODING_SNIFF_BYTES)
-    if configured == "shift_jis":
-        return "cp932"  # what Japanese Windows and Excel call Shift_JIS (①, ㈱ and 髙 included)
-    if configured != "auto":
-        return "utf-8-sig" if configured == "utf-8" and head.startswith(b"\xef\xbb\xbf") else configured
-    if head.startswith(b"\xef\xbb\xbf"):
-        return "utf-8-sig"
-    # CP932 read as UTF-8 fails on nearly every Japanese character, so a file whose
-    # non-ASCII bytes are almost all valid UTF-8 is UTF-8 with a few broken bytes (those
-    # lines are quarantined later), not CP932. The last bytes may be a character cut in two.
-    non_ascii = sum(1 for b in head if b >= 0x80)
-    tolerated = max(1, non_ascii // 100)
-    for encoding in ("utf-8", "cp932"):
-        errors = head[:-4].decode(encoding, errors="replace").count("\ufffd") if len(head) > 4 else 0
-        if errors <= tolerated and (encoding == "utf-8" or errors < non_ascii // 2):
-            return encoding
-    raise InputError(
-        f"{path.name} is neither UTF-8 nor CP932 (Shift_JIS); re-export it as UTF-8 or set source.encoding"
-    )
 
 
 # --- reading records ----------------------------------------------------------------------
@@ -96,6 +75,10 @@ def read_records(
         yield from _read_jsonl(source, settings, progress)
     elif source.format == "parquet":
         yield from _read_parquet(source, settings, progress)
+    elif source.format == "xlsx":
+        from pipeline.xlsx import read_xlsx  # its reader is loaded only for workbooks
+
+        yield from read_xlsx(source, settings, progress)
     else:  # pragma: no cover - formats are validated in settings
         raise InputError(f"unsupported format {source.format}")
 
@@ -111,34 +94,25 @@ def required_columns(settings: SourceSettings) -> list[str]:
     ]
 
 
-def _check_header(header: list[str], settings: SourceSettings, name: str) -> None:
+def check_header(header: list[str], settings: SourceSettings, name: str) -> None:
     seen: set[str] = set()
     for column in header:
         if column in seen:
-            raise InputError(f"{name}: column {column!r} appears twice in the header")
+            raise InputError(f"{name}: column {_shown(column)!r} appears twice in the header")
         seen.add(column)
     missing = [c for c in required_columns(settings) if c not in seen]
     if missing:
-        found = ", ".join(header[:20]) or "(none)"
+        found = ", ".join(_shown(column) for column in header[:20]) or "(none)"
         raise InputError(
             f"{name}: column(s) {', '.join(missing)} not found (columns found: {found}); "
             "map your columns in the config under source.columns / source.segments"
         )
 
 
-def _physical_lines(handle: BinaryIO, limit: int) -> Iterator[tuple[int, bytes, bool]]:
-    """Yield (line number, bytes without newline, too_long); too-long lines are cut at ``limit``."""
-    number = 0
-    while True:
-        line = handle.readline(limit + 1)
-        if not line:
-            return
-        number += 1
-        too_long = len(line) > limit and not line.endswith(b"\n")
-        if too_long:  # skip the rest of this line without holding it in memory
-            while (rest := handle.readline(limit)) and not rest.endswith(b"\n"):
-                pass
-        yield number, line.rstrip(b"\r\n"), too_long
+def _shown(column: str) -> str:
+    """A column name as an error quotes it: on one line (errors are printed as one) and short."""
+    flat = " ".join(column.split())
+    return flat if len(flat) <= 40 else flat[:40] + "…"
 
 
 def _ends_inside_quotes(text: str, delimiter: str) -> bool:
@@ -182,9 +156,6 @@ def _tracked(
     progress.done = progress.total
 
 
-Line = tuple[int, bytes, bool]  # first line number, bytes, longer than the record limit
-
-
 class _DelimitedReader:
     """Records of a CSV/TSV file: the header first, then one record per (possibly multi-line) row."""
 
@@ -193,9 +164,8 @@ class _DelimitedReader:
     ) -> None:
         assert source.encoding is not None
         self.source, self.settings, self.delimiter = source, settings, delimiter
-        self.encoding: str = source.encoding
         self.limit = settings.max_record_bytes
-        self.lines = _physical_lines(handle, self.limit)
+        self.lines, self.encoding = text_lines(handle, source.encoding, self.limit)  # bytes' encoding
         self.pending: list[Line] = []  # lines pushed back after a broken record
         self.header: list[str] | None = None
 
@@ -212,7 +182,7 @@ class _DelimitedReader:
             try:
                 text = data.decode(self.encoding)
             except UnicodeDecodeError as exc:
-                detail = f"bytes not valid {self.encoding} at offset {exc.start}"
+                detail = f"bytes not valid {self.source.encoding} at offset {exc.start}"
                 yield _broken(start, data, self.encoding, ReasonCode.UNDECODABLE_TEXT, detail)
                 continue
             if self.header is None and not text.strip():
@@ -245,12 +215,12 @@ class _DelimitedReader:
         if broken:
             raise InputError(f"{name}: the header line has an unclosed quote")
         try:
-            header = [_clean_header(h) for h in next(csv.reader([text], delimiter=self.delimiter))]
+            header = [clean_header(h) for h in next(csv.reader([text], delimiter=self.delimiter))]
         except csv.Error as exc:
             raise InputError(f"{name}: cannot read the header line ({exc})") from exc
         if header and header[0].startswith("\ufeff"):
             header[0] = header[0][1:]
-        _check_header(header, self.settings, name)
+        check_header(header, self.settings, name)
         self.header = header
 
     def record(self, text: str, record_lines: list[Line], broken: bool) -> SourceRecord:
@@ -280,7 +250,7 @@ def _parse_csv_record(text: str, delimiter: str) -> list[str] | None:
     return rows[0] if len(rows) == 1 else None
 
 
-def _clean_header(name: str) -> str:
+def clean_header(name: str) -> str:
     return unicodedata.normalize("NFKC", name).strip().lstrip("\ufeff")
 
 
@@ -299,23 +269,24 @@ def _read_jsonl(
 def _jsonl_records(source: SourceInfo, settings: SourceSettings, handle: BinaryIO) -> Iterator[SourceRecord]:
     assert source.encoding is not None
     limit = settings.max_record_bytes
-    for number, data, too_long in _physical_lines(handle, limit):
+    lines, encoding = text_lines(handle, source.encoding, limit)  # UTF-8 for a recoded UTF-16 file
+    for number, data, too_long in lines:
         if too_long:
             yield _broken(
                 number,
                 data,
-                source.encoding,
+                encoding,
                 ReasonCode.RECORD_TOO_LARGE,
                 f"line longer than {limit} bytes (source.max_record_bytes)",
             )
             continue
         try:
-            text = data.decode(source.encoding).lstrip("\ufeff")
+            text = data.decode(encoding).lstrip("\ufeff")
         except UnicodeDecodeError as exc:
             yield _broken(
                 number,
                 data,
-                source.encoding,
+                encoding,
                 ReasonCode.UNDECODABLE_TEXT,
                 f"bytes not valid {source.encoding} at offset {exc.start}",
             )
@@ -328,20 +299,20 @@ def _jsonl_records(source: SourceInfo, settings: SourceSettings, handle: BinaryI
             yield _broken(
                 number,
                 data,
-                source.encoding,
+                encoding,
                 ReasonCode.MALFORMED_RECORD,
                 f"not valid JSON: {exc.msg} at column {exc.colno}",
             )
             continue
         except RecursionError:
             detail = "JSON nested too deeply to read"
-            yield _broken(number, data, source.encoding, ReasonCode.MALFORMED_RECORD, detail)
+            yield _broken(number, data, encoding, ReasonCode.MALFORMED_RECORD, detail)
             continue
         if not isinstance(value, dict):
             yield _broken(
                 number,
                 data,
-                source.encoding,
+                encoding,
                 ReasonCode.MALFORMED_RECORD,
                 f"expected a JSON object, found {type(value).__name__}",
             )
@@ -358,7 +329,7 @@ def _read_parquet(
         parquet = pq.ParquetFile(source.path)
     except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
         raise InputError(f"{source.path.name} is not a readable Parquet file ({exc})") from exc
-    _check_header(parquet.schema_arrow.names, settings, source.path.name)
+    check_header(parquet.schema_arrow.names, settings, source.path.name)
     columns = required_columns(settings)
     progress.unit, progress.total = "records", parquet.metadata.num_rows
     row = 0

@@ -2,8 +2,12 @@
 
     stage, chunk by chunk, without the store's write lock (`pipeline.stages`):
         ingest → normalize → tokenize → classify → terms → response rows → staging area
+    check that no reason code quarantined too many records (`pipeline.quarantine_limit`)
     publish, under the lock, in one transaction (`pipeline.publish`):
         replace the partitions → aggregates (NPS per day) → drivers (rolling windows)
+
+A DuckDB file is held only while the run uses it (`Store.release_between_uses`), so other runs and
+readers get in while this one classifies.
 
 Everything streams in chunks of ``source.chunk_rows``. The model comes in as a
 `SentencePredictor`, so this module never loads one itself.
@@ -24,12 +28,13 @@ from typing import Any
 from pipeline import __version__
 from pipeline.classify import SentencePredictor
 from pipeline.contracts import DateScope, Lineage
-from pipeline.errors import Stage
+from pipeline.errors import Stage, StoreBusyError
 from pipeline.inference_cache import CachedPredictor
 from pipeline.ingest import SourceInfo, chunked, describe_source, read_records
 from pipeline.normalize import NORMALIZER_VERSION
 from pipeline.progress import Progress, ReadProgress, no_progress
 from pipeline.publish import publish
+from pipeline.quarantine_limit import check_quarantine_share
 from pipeline.schema import lineage_columns
 from pipeline.settings import Settings
 from pipeline.stages import Chunk, Component
@@ -93,7 +98,9 @@ def run_job(
     ``source``: the input as `describe_source` already described it (and hashed it), so it is
     not read twice. ``store``: an open store to publish into (and to report from afterwards);
     else the one the settings name is opened and closed here. ``progress`` is told how far each
-    stage has got (`pipeline.progress`)."""
+    stage has got (`pipeline.progress`). A run that quarantines too many records for one reason
+    publishes nothing and raises `QuarantineLimitError`; one that waits for the store past
+    ``store.lock_timeout`` raises `StoreBusyError` and has no runs row (it cannot write one)."""
     source = source or describe_source(input_path, settings.source)
     if predictor.taxonomy_version != taxonomy.version:
         raise ValueError(f"model taxonomy {predictor.taxonomy_version} differs from {taxonomy.version}")
@@ -103,22 +110,26 @@ def run_job(
     started_at = datetime.now(UTC)
     opened = contextlib.nullcontext(store) if store is not None else open_store(settings.store)
     with opened as store, staging_area(lineage) as staging:
+        store.release_between_uses()
         summary = RunSummary(run_id, kind, "failed", lineage.source_name, store.location, scope)
         summary.stage_listener, summary.progress = stage_listener, progress
-        error = None
+        failure: Exception | None = None
         try:
             cache_store = store if settings.model.inference_cache else None
             cached = CachedPredictor(predictor, cache_store)
             stage_chunks(source, settings, components(settings, scope, cached, taxonomy), staging, summary)
             summary.predictions_computed = cached.counts.computed
             summary.predictions_reused = cached.counts.reused
+            check_quarantine_share(summary, settings.source)
             publish(store, staging, scope, settings, taxonomy, summary)
             summary.status = "succeeded"
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            failure = exc
             raise
         finally:
-            _record_run(store, summary, source, lineage, started_at, error)
+            if not isinstance(failure, StoreBusyError):  # else the runs table is out of reach too
+                error = f"{type(failure).__name__}: {failure}" if failure else None
+                _record_run(store, summary, source, lineage, started_at, error)
     return summary
 
 
@@ -141,8 +152,7 @@ def stage_chunks(
         summary.rows_read += len(chunk.records)
         summary.rows_in += chunk.rows_in
         summary.rows_published += len(chunk.processed)
-        summary.rows_quarantined += len(chunk.quarantined)
-        summary.quarantine_reasons.update(q.reason.value for q in chunk.quarantined)
+        summary.count_quarantined(chunk.quarantined)
     counts.finished()
 
 

@@ -3,7 +3,7 @@
 Environment variables override the file: ``VOC__STORE__DUCKDB_PATH=/data/voc.duckdb`` sets
 ``store.duckdb_path`` (double underscores separate levels). The config hash stamped on every
 result row covers only settings that change outputs, so moving the database file does not
-change it.
+change it. ``VOC_PSEUDONYM_KEY`` sets the secret ``source.pseudonym_key``, which no dump holds.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 from pipeline.errors import ConfigError
+from pipeline.pseudonyms import PSEUDONYM_KEY_ENV, PSEUDONYM_KEY_MIN_CHARS, key_id
 
 ENV_PREFIX = "VOC__"
 DUCKDB_MEMORY_LIMIT = "512MB"
+STORE_LOCK_TIMEOUT = 600.0  # seconds
 _MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?)?B", re.IGNORECASE)
 DEFAULT_CONFIG_PATH = Path("configs/pipeline.yaml")
 
@@ -47,15 +49,42 @@ class ColumnMapping(_Strict):
 
 
 class SourceSettings(_Strict):
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = "auto"
-    encoding: Literal["auto", "utf-8", "utf-8-sig", "cp932", "shift_jis"] = "auto"
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "xlsx"] = "auto"
+    encoding: Literal["auto", "utf-8", "utf-8-sig", "cp932", "shift_jis", "utf-16"] = "auto"
+    # xlsx: the sheet to read, by name or by 0-based index (quote a name that is a number); None: the first
+    sheet: str | int | None = None
     timezone: str = "Asia/Tokyo"
     columns: ColumnMapping = ColumnMapping()
     # our segment name -> source column name; segments feed NPS and driver breakdowns
     segments: dict[str, str] = Field(default_factory=dict)
+    # source columns never stored anywhere, quarantine payloads included (names, addresses, phones)
+    personal_columns: list[str] = Field(default_factory=list)
+    # secret of the keyed pseudonyms of response ids that hold personal data (pipeline.pseudonyms);
+    # better set as $VOC_PSEUDONYM_KEY. Left out of every dump: config_hash covers only its key id
+    pseudonym_key: SecretStr | None = Field(default=None, exclude=True)
     chunk_rows: int = Field(default=2000, ge=1)
     max_record_bytes: int = Field(default=1_000_000, ge=1024)
     max_comment_chars: int = Field(default=20_000, ge=100)
+    # a regular expression whose one group captures the number of a score with a scale label,
+    # matched after NFKC: ^(\d+) reads "10：非常に薦めたい", (\d+)\s*点 reads "10点"
+    score_pattern: str | None = None
+    # a run fails, publishing nothing, when one reason code quarantines more than this share of
+    # its records in scope and at least min_quarantined_to_fail of them; 1.0 never fails
+    max_quarantine_share: float = Field(default=0.2, ge=0, le=1)
+    min_quarantined_to_fail: int = Field(default=10, ge=1)
+
+    @field_validator("score_pattern")
+    @classmethod
+    def _one_group(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            groups = re.compile(value).groups
+        except re.error as exc:
+            raise ValueError(f"{value!r} is not a regular expression ({exc})") from exc
+        if groups != 1:
+            raise ValueError(f"{value!r} needs exactly one group (…) capturing the number; it has {groups}")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -66,6 +95,13 @@ class SourceSettings(_Strict):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Tokyo)") from exc
         return value
 
+    @field_validator("sheet")
+    @classmethod
+    def _sheet_index_from_zero(cls, value: str | int | None) -> str | int | None:
+        if isinstance(value, int) and value < 0:
+            raise ValueError(f"sheet index {value} is negative (the first sheet is 0)")
+        return value
+
     @field_validator("segments")
     @classmethod
     def _segment_names(cls, value: dict[str, str]) -> dict[str, str]:
@@ -73,6 +109,30 @@ class SourceSettings(_Strict):
             if not name.isidentifier() or name == "all":
                 raise ValueError(f"segment name {name!r} must be an identifier other than 'all'")
         return value
+
+    @field_validator("personal_columns")
+    @classmethod
+    def _personal_columns_unmapped(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        columns = info.data.get("columns", ColumnMapping())
+        mapped = {*columns.model_dump().values(), *info.data.get("segments", {}).values()}
+        for column in value:
+            if column in mapped:
+                raise ValueError(
+                    f"column {column!r} is also mapped under source.columns or source.segments; "
+                    "a personal column is never stored, so it cannot feed a field"
+                )
+        return value
+
+    @field_validator("pseudonym_key")
+    @classmethod
+    def _long_enough_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < PSEUDONYM_KEY_MIN_CHARS:
+            raise ValueError(f"a pseudonym key needs at least {PSEUDONYM_KEY_MIN_CHARS} characters")
+        return value
+
+    @property
+    def pseudonym_key_id(self) -> str | None:
+        return key_id(self.pseudonym_key.get_secret_value()) if self.pseudonym_key else None
 
 
 class StoreSettings(_Strict):
@@ -85,6 +145,9 @@ class StoreSettings(_Strict):
     # where `voc report` and the nightly flow write HTML reports; null: a "reports" folder beside
     # duckdb_path (also with PostgreSQL, where duckdb_path only says where local files go)
     report_dir: Path | None = None
+    # seconds a run or a reader waits for the store while another process holds it (a DuckDB
+    # file's lock; PostgreSQL: another run's publish), retrying, before it fails
+    lock_timeout: float = Field(default=STORE_LOCK_TIMEOUT, ge=0)
 
     @property
     def reports_folder(self) -> Path:
@@ -186,9 +249,19 @@ class Settings(_Strict):
     def config_hash(self) -> str:
         """Hash of the settings that change outputs (not where files live, nor the model and
         taxonomy, whose own versions are stamped on every row)."""
+        # chunking, and whether a run fails, change no published row
+        not_outputs = {"chunk_rows", "max_quarantine_share", "min_quarantined_to_fail"}
         relevant = self.model_dump(
-            mode="json", exclude={"store": True, "model": True, "taxonomy": True, "source": {"chunk_rows"}}
+            mode="json", exclude={"store": True, "model": True, "taxonomy": True, "source": not_outputs}
         )
+        if self.source.score_pattern is None:  # configs without one keep the hash they had before
+            del relevant["source"]["score_pattern"]
+        if not self.source.personal_columns:  # likewise
+            del relevant["source"]["personal_columns"]
+        if self.source.sheet is None:  # likewise; a chosen sheet is another input from the same file
+            del relevant["source"]["sheet"]
+        if self.source.pseudonym_key is not None:  # a new key gives new pseudonyms; the key is never hashed
+            relevant["source"]["pseudonym_key_id"] = self.source.pseudonym_key_id
         canonical = json.dumps(relevant, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -213,6 +286,7 @@ def load_settings(path: Path | None = None, environ: dict[str, str] | None = Non
     elif explicit:
         raise ConfigError(f"config file {path} does not exist")
     _apply_env_overrides(data, environ)
+    _apply_pseudonym_key(data, environ)
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
@@ -234,6 +308,13 @@ def _apply_env_overrides(data: dict[str, Any], environ: dict[str, str]) -> None:
             node = child
         # YAML parsing lets overrides carry numbers, booleans and lists ("[a, b]")
         node[parts[-1]] = yaml.safe_load(raw) if raw else raw
+
+
+def _apply_pseudonym_key(data: dict[str, Any], environ: dict[str, str]) -> None:
+    """$VOC_PSEUDONYM_KEY, read as it is (a secret is not YAML), wins over source.pseudonym_key."""
+    key, source = environ.get(PSEUDONYM_KEY_ENV), data.get("source")
+    if key and (source is None or isinstance(source, dict)):
+        data["source"] = {**(source or {}), "pseudonym_key": key}
 
 
 def _describe_validation_error(exc: ValidationError) -> str:

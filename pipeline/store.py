@@ -4,10 +4,15 @@ file (the default) or a PostgreSQL database (``store.url``), with the same behav
 A run publishes inside one transaction (`pipeline.publish`): it deletes the partitions
 (response dates) it covers, inserts its staged rows chunk by chunk and commits once, so readers
 never see a half-written day and re-running the same input leaves the tables identical. Writers
-are serialised: DuckDB lets one process open a file for writing (a second gets a clear error);
-in PostgreSQL a write transaction takes an advisory lock first, so two runs of the same dates
+are serialised. While one process has a DuckDB file open for writing, no other can open it, not
+even to read: a run holds it only while it uses it (`Store.release_between_uses`: a look-up in
+the inference cache, its publish), a reader for its one command, and whoever finds it held waits
+for up to ``store.lock_timeout`` (`pipeline.store_lock`). A reader therefore sees the tables as the last
+publish left them, and they cannot change under it while it reads. In PostgreSQL a write
+transaction takes an advisory lock first (waiting the same way), so two runs of the same dates
 queue instead of interleaving their deletes and inserts, while their reads and classification
-go on in parallel.
+go on in parallel; opening the store takes it too, to check the schema, and then each query
+sees the last committed publish.
 
 SQL passed to `Store.query` is the subset both databases understand: ``?`` placeholders,
 ``= ANY(?)`` for a list, ``GROUP BY 1, 2``, ``count(*) FILTER (WHERE …)``.
@@ -37,7 +42,8 @@ from pipeline.schema import (
     to_arrow,
     view_specs,
 )
-from pipeline.settings import DUCKDB_MEMORY_LIMIT
+from pipeline.settings import DUCKDB_MEMORY_LIMIT, STORE_LOCK_TIMEOUT
+from pipeline.store_lock import LockWait
 
 if TYPE_CHECKING:
     from pipeline.settings import StoreSettings
@@ -59,6 +65,11 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def release_between_uses(self) -> None:  # noqa: B027 - only a DuckDB file needs it
+        """From now on hold the store only while a query or transaction runs, so that other runs
+        and readers get in between: a DuckDB file is closed after each use and opened again
+        (waiting for it) at the next. A server lets other connections in anyway."""
 
     @abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -154,37 +165,77 @@ class DuckDBStore(Store):
 
     dialect = "duckdb"
 
-    def __init__(self, path: Path, memory_limit: str = DUCKDB_MEMORY_LIMIT) -> None:
+    def __init__(
+        self, path: Path, memory_limit: str = DUCKDB_MEMORY_LIMIT, lock_timeout: float = STORE_LOCK_TIMEOUT
+    ) -> None:
         self.path = path
         self.location = str(path.resolve())
+        self._memory_limit, self._lock_timeout = memory_limit, lock_timeout
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._closed = False
+        self._between_uses = False  # let the file go whenever no query or transaction runs
+        self._uses = 0
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            # A run's rows stay uncommitted until it ends; past the limit DuckDB writes them and
-            # its query buffers to disk instead of growing (its own default is 80% of RAM).
-            self.con = duckdb.connect(str(path), config={"memory_limit": memory_limit})
-        except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
-                raise StoreError(
-                    f"{path} is in use by another process (another run, or a BI tool holding it "
-                    "open for writing); wait for it to finish and run again"
-                ) from exc
-            raise StoreError(f"cannot open {path}: {exc}") from exc
-        except duckdb.Error as exc:
-            raise StoreError(f"{path} is not a DuckDB database this version can open: {exc}") from exc
         self._ensure_schema()
 
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The connection, opened again (waiting for the file) when it was let go between uses."""
+        if self._con is None:
+            if self._closed:
+                raise StoreError(f"the store {self.location} is closed")
+            self._con = self._connect()
+        return self._con
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        wait = LockWait(self.location, self._lock_timeout)
+        while True:
+            try:
+                # A run's rows stay uncommitted until it ends; past the limit DuckDB writes them and
+                # its query buffers to disk instead of growing (its own default is 80% of RAM).
+                return duckdb.connect(str(self.path), config={"memory_limit": self._memory_limit})
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise StoreError(f"cannot open {self.path}: {exc}") from exc
+                wait.pause(exc)  # another process has the file open
+            except duckdb.Error as exc:
+                message = f"{self.path} is not a DuckDB database this version can open: {exc}"
+                raise StoreError(message) from exc
+
+    def release_between_uses(self) -> None:
+        self._between_uses = True
+        self._release_if_idle()
+
+    @contextmanager
+    def _in_use(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self._uses += 1
+        try:
+            yield self.con
+        finally:
+            self._uses -= 1
+            self._release_if_idle()
+
+    def _release_if_idle(self) -> None:
+        if self._between_uses and not self._uses and self._con is not None:
+            self._con.close()  # closing the last connection in the process drops the file lock
+            self._con = None
+
     def close(self) -> None:
-        self.con.close()
+        self._closed = True
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            yield
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        self.con.execute("COMMIT")
+        with self._in_use() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
 
     def insert_arrow(self, table: str, rows: pa.Table) -> None:
         if not rows.num_rows:
@@ -194,9 +245,11 @@ class DuckDBStore(Store):
         # table would stay alive until the run's transaction commits: every chunk's rows held in
         # memory at once. A table of the same name in the file would win over the variable, so
         # the count of inserted rows is checked.
-        _voc_incoming_rows = self.con.from_arrow(rows)
-        result = self.con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM _voc_incoming_rows')
-        inserted = result.fetchone()
+        with self._in_use() as con:
+            _voc_incoming_rows = con.from_arrow(rows)
+            result = con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM _voc_incoming_rows')
+            inserted = result.fetchone()
+            del _voc_incoming_rows, result  # nothing may keep the connection (and the file) open
         if inserted is None or inserted[0] != rows.num_rows:
             raise StoreError(
                 f"inserting into {table} wrote {inserted[0] if inserted else 0} of {rows.num_rows} rows; "
@@ -204,10 +257,12 @@ class DuckDBStore(Store):
             )
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self.con.execute(sql, list(params)).fetchall()
+        with self._in_use() as con:
+            return con.execute(sql, list(params)).fetchall()
 
     def query_integers(self, sql: str, params: Sequence[Any] = ()) -> list[NDArray[np.int64]]:
-        columns = self.con.execute(sql, list(params)).fetchnumpy()
+        with self._in_use() as con:
+            columns = con.execute(sql, list(params)).fetchnumpy()
         return [np.asarray(values, dtype=np.int64) for values in columns.values()]
 
 
@@ -219,7 +274,7 @@ class PostgresStore(Store):
 
     dialect = "postgresql"
 
-    def __init__(self, url: str, schema: str = "public") -> None:
+    def __init__(self, url: str, schema: str = "public", lock_timeout: float = STORE_LOCK_TIMEOUT) -> None:
         import psycopg
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
@@ -234,6 +289,7 @@ class PostgresStore(Store):
             )
         self.location = parsed.render_as_string(hide_password=True) + f" (schema {schema})"
         self.schema = schema
+        self._lock_timeout = lock_timeout
         # one advisory lock per schema: writers to the same tables queue, other schemas don't wait
         self._lock_key = int.from_bytes(
             hashlib.sha256(f"voc:{schema}".encode()).digest()[:8], "big", signed=True
@@ -248,7 +304,7 @@ class PostgresStore(Store):
         except psycopg.OperationalError as exc:
             raise StoreError(f"cannot connect to {self.location}: {str(exc).strip()}") from exc
         with self.con.transaction():
-            self.con.execute("SELECT pg_advisory_xact_lock(%s)", [self._lock_key])
+            self._take_write_lock()
             self.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             self.con.execute(f'SET search_path TO "{schema}"')
             self._ensure_schema()
@@ -287,8 +343,14 @@ class PostgresStore(Store):
     @contextmanager
     def transaction(self) -> Iterator[None]:
         with self.con.transaction():
-            self.con.execute("SELECT pg_advisory_xact_lock(%s)", [self._lock_key])
+            self._take_write_lock()
             yield
+
+    def _take_write_lock(self) -> None:
+        """Writers to one schema take turns, each waiting for up to store.lock_timeout."""
+        wait = LockWait(self.location, self._lock_timeout, "another run publishing to this schema")
+        while not self.query("SELECT pg_try_advisory_xact_lock(?)", [self._lock_key])[0][0]:
+            wait.pause()
 
     def insert_arrow(self, table: str, rows: pa.Table) -> None:
         if not rows.num_rows:
@@ -319,8 +381,8 @@ class PostgresStore(Store):
 def open_store(settings: StoreSettings) -> Store:
     """The store the settings name: PostgreSQL when ``store.url`` is set, else the DuckDB file."""
     if settings.url:
-        return PostgresStore(settings.url, settings.postgres_schema)
-    return DuckDBStore(settings.duckdb_path, settings.duckdb_memory_limit)
+        return PostgresStore(settings.url, settings.postgres_schema, settings.lock_timeout)
+    return DuckDBStore(settings.duckdb_path, settings.duckdb_memory_limit, settings.lock_timeout)
 
 
 def store_exists(settings: StoreSettings) -> bool:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
-from pipeline.contracts import DateScope
+from pipeline.contracts import DateScope, QuarantinedRow
 from pipeline.errors import Stage
 from pipeline.progress import Progress, no_progress
 
@@ -32,6 +32,8 @@ class RunSummary:
     rows_published: int = 0
     rows_quarantined: int = 0
     quarantine_reasons: Counter[str] = field(default_factory=Counter)
+    # the masked payload of the first record quarantined for each reason: an example for messages
+    quarantine_examples: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     seconds_by_stage: dict[Stage, float] = field(default_factory=lambda: dict.fromkeys(Stage, 0.0))
     predictions_computed: int = 0
     predictions_reused: int = 0
@@ -45,6 +47,12 @@ class RunSummary:
     @property
     def rows_out_of_scope(self) -> int:
         return self.rows_read - self.rows_in
+
+    def count_quarantined(self, rows: Sequence[QuarantinedRow]) -> None:
+        self.rows_quarantined += len(rows)
+        for row in rows:
+            self.quarantine_reasons[row.reason.value] += 1
+            self.quarantine_examples.setdefault(row.reason.value, row.raw_payload)
 
     @contextmanager
     def timed(self, stage: Stage) -> Iterator[None]:

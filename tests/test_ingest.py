@@ -204,8 +204,8 @@ def test_quarantine_payload_is_masked(settings: Settings, write_export: Callable
 def test_unknown_extension_and_missing_file(settings: Settings, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="does not exist"):
         describe_source(tmp_path / "nope.csv", settings.source)
-    odd = tmp_path / "export.xlsx"
-    odd.write_bytes(b"PK")
+    odd = tmp_path / "export.xls"  # the binary Excel format before 2007: not read
+    odd.write_bytes(b"\xd0\xcf\x11\xe0")
     with pytest.raises(InputError, match=r"source\.format"):
         describe_source(odd, settings.source)
 
@@ -241,8 +241,8 @@ def test_parquet_nanosecond_timestamps(settings: Settings, tmp_path: Path) -> No
 
 
 def test_unreadable_header_is_one_clear_error(settings: Settings, write_export: Callable[..., Path]) -> None:
-    path = write_export("cr.csv", csv_text([GOOD]).replace("\n", "\r"))
-    with pytest.raises(InputError):
+    path = write_export("quote.csv", '"' + csv_text([GOOD]))  # the header's quote never closes
+    with pytest.raises(InputError, match="unclosed quote"):
         outcomes(path, settings)
 
 

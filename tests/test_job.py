@@ -208,8 +208,8 @@ def test_second_writer_gets_a_clear_error(tmp_path: Path) -> None:
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
-        with pytest.raises(StoreError, match="in use by another process"):
-            DuckDBStore(db)
+        with pytest.raises(StoreError, match=r"in use by another process \(PID \d+\) still, after 0.2 s"):
+            DuckDBStore(db, lock_timeout=0.2)
     finally:
         holder.kill()
         holder.wait()

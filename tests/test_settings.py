@@ -40,6 +40,11 @@ def test_env_overrides_and_what_the_hash_covers(tmp_path: Path) -> None:
         ("- a list\n", "mapping"),
         ("source: [\n", "not valid YAML"),
         ("store:\n  duckdb_memory_limit: lots\n", "not a memory size"),
+        ("source:\n  score_pattern: '\\d+'\n", r"needs exactly one group .* it has 0"),
+        ("source:\n  score_pattern: '(\\d+)\\s*(点)'\n", r"needs exactly one group .* it has 2"),
+        ("source:\n  score_pattern: '(\\d+'\n", "not a regular expression"),
+        ("source:\n  max_quarantine_share: 1.5\n", "max_quarantine_share"),
+        ("store:\n  lock_timeout: -1\n", "lock_timeout"),
     ],
 )
 def test_invalid_settings(tmp_path: Path, text: str, message: str) -> None:
@@ -47,6 +52,15 @@ def test_invalid_settings(tmp_path: Path, text: str, message: str) -> None:
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=message):
         load_settings(path, environ={})
+
+
+def test_what_decides_failure_and_waiting_is_not_hashed() -> None:
+    config = REPO / "configs" / "pipeline.yaml"
+    base = load_settings(config, environ={})
+    lenient = {"VOC__SOURCE__MAX_QUARANTINE_SHARE": "1.0", "VOC__STORE__LOCK_TIMEOUT": "5"}
+    assert load_settings(config, environ=lenient).config_hash() == base.config_hash()
+    pattern = load_settings(config, environ={"VOC__SOURCE__SCORE_PATTERN": "^(\\d+)"})
+    assert pattern.source.score_pattern == r"^(\d+)" and pattern.config_hash() != base.config_hash()
 
 
 def test_missing_explicit_config(tmp_path: Path) -> None:

@@ -1,14 +1,16 @@
 """The `voc` command: run, backfill, train, evaluate, serve, and (voc/results.py) the commands that
 read the result tables: nps, drivers, themes, taxonomy promote, report.
 
-User errors (a missing file, an unknown config key, a missing column) print one line
-starting with "error:" and exit with status 2; there is no traceback for them.
+User errors (a missing file, an unknown config key, a missing column, a run that quarantines
+most of its records, a store still busy after store.lock_timeout) print one line starting with
+"error:" and exit with status 2; there is no traceback for them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -231,6 +233,8 @@ def _add_evaluate_and_serve_commands(sub: Any, common: argparse.ArgumentParser) 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_model_loading()
+    # warnings such as "waiting for output/voc.duckdb: another process is using it" as plain lines
+    logging.basicConfig(format="%(message)s", level=logging.WARNING)
     if args.command == "backfill" and args.start > args.end:
         print(f"error: --start {args.start} is after --end {args.end}", file=sys.stderr)
         return 2

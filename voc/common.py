@@ -28,7 +28,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def open_results(settings: Settings) -> Any:
-    """The result store, refusing to create an empty DuckDB file just to report on it."""
+    """The result store, refusing to create an empty DuckDB file just to report on it.
+
+    A DuckDB file is held from here until the command closes it, so a run cannot publish while it
+    reads: every query sees the tables as the last publish left them. When a run is publishing,
+    this waits for it (up to store.lock_timeout), as runs wait for each other."""
     from pipeline.store import open_store, store_exists
 
     if not store_exists(settings.store):

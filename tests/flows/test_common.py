@@ -17,7 +17,7 @@ from prefect.states import State
 import flows
 from flows import common
 from flows.common import input_for, is_transient, run_dates
-from pipeline.errors import InputError, StoreError
+from pipeline.errors import InputError, StoreBusyError, StoreError
 from pipeline.settings import ModelSettings, Settings, TaxonomySettings
 from pipeline.taxonomy import Taxonomy
 from tests.fakes import CuePredictor
@@ -45,6 +45,7 @@ def _raised_while_handling(first: BaseException) -> RuntimeError:
     ("error", "transient"),
     [
         (_raised_from(duckdb.IOException("Could not set lock on file")), True),
+        (StoreBusyError("a run held the PostgreSQL schema past store.lock_timeout"), True),
         (_raised_from(psycopg.OperationalError("server closed the connection unexpectedly")), True),
         (ConnectionResetError("connection reset by peer"), True),
         (TimeoutError("timed out"), True),
