@@ -10,11 +10,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NO_CACHE
 
-from flows.common import RETRY_DELAYS, DateResult, JobCounts, flow_settings, retry_if_transient
+from flows.common import DateResult, JobCounts, flow_settings, store_task
 from pipeline.html_report import build_report
 from pipeline.html_report.summary import headline_markdown
 from pipeline.report import detractor_drivers, nps_by_period, one_line
@@ -107,13 +105,7 @@ def drivers_markdown(drivers: list[dict[str, Any]], day: date, confidence: float
     return "\n".join(lines)
 
 
-@task(
-    task_run_name="artifacts-{day}",
-    retries=len(RETRY_DELAYS),
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-)
+@store_task("artifacts-{day}")
 def publish_nightly_artifacts(config: str | None, day: date, counts: JobCounts) -> None:
     """NPS, drivers and counts as artifacts; the keys stay fixed so the UI shows their history."""
     settings = flow_settings(config)
@@ -130,13 +122,7 @@ def publish_nightly_artifacts(config: str | None, day: date, counts: JobCounts) 
     create_table_artifact(count_rows(counts), key="nightly-counts", description=f"Rows of {day}")
 
 
-@task(
-    task_run_name="report-{day}",
-    retries=len(RETRY_DELAYS),
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-)
+@store_task("report-{day}")
 def publish_nightly_report(config: str | None, day: date) -> str:
     """The HTML report of the 28 days to ``day``, and an artifact with its headline and path."""
     settings = flow_settings(config)

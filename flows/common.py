@@ -130,13 +130,19 @@ def retry_if_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any
     return isinstance(error, BaseException) and is_transient(error)
 
 
-@task(
-    task_run_name="{kind} {start}..{end}",
-    retries=len(RETRY_DELAYS),
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=retry_if_transient,
-    cache_policy=NO_CACHE,
-)
+def store_task(run_name: str) -> Any:
+    """A task that touches the store: retried on transient errors only (a busy store, a dropped
+    connection), never cached (its result lives in the store, not in Prefect)."""
+    return task(
+        task_run_name=run_name,
+        retries=len(RETRY_DELAYS),
+        retry_delay_seconds=RETRY_DELAYS,
+        retry_condition_fn=retry_if_transient,
+        cache_policy=NO_CACHE,
+    )
+
+
+@store_task("{kind} {start}..{end}")
 def run_dates(
     input_path: str,
     start: date,

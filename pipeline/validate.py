@@ -12,6 +12,7 @@ are never read into a response or a quarantine payload.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -119,7 +120,7 @@ class RowValidator:
             value = _text(fields.get(column))
             if len(value) > _MAX_SEGMENT_CHARS:
                 return ReasonCode.FIELD_TOO_LONG, f"segment {name!r} longer than {_MAX_SEGMENT_CHARS}"
-            segments[name] = mask_pii(value).text if value else None
+            segments[name] = masked_segment(value) if value else None
         return segments
 
     def _quarantine(
@@ -260,3 +261,10 @@ def _mask_value(value: Any) -> Any:
     if len(masked) > PAYLOAD_VALUE_CHARS:
         return masked[:PAYLOAD_VALUE_CHARS] + f"…[cut at {PAYLOAD_VALUE_CHARS} of {len(masked)} characters]"
     return masked
+
+
+@functools.lru_cache(maxsize=4096)
+def masked_segment(value: str) -> str:
+    """A segment value as stored. Segments repeat a few values over every row (channels, plans), so
+    each distinct value goes through the masker once."""
+    return mask_pii(value).text
