@@ -77,6 +77,9 @@ def count_rows(counts: JobCounts) -> list[dict[str, Any]]:
         {"count": "sentences classified by the model", "value": counts["predictions_computed"]},
         {"count": "sentences from the inference cache", "value": counts["predictions_reused"]},
     ]
+    share = counts.get("low_confidence_share")  # absent from counts of runs before it existed
+    if share is not None:
+        rows.append({"count": "share of sentences with a low-confidence sentiment", "value": round(share, 4)})
     return rows
 
 
@@ -157,6 +160,7 @@ def backfill_rows(results: list[DateResult]) -> list[dict[str, Any]]:
                 "published": counts["rows_published"] if counts else None,
                 "quarantined": counts["rows_quarantined"] if counts else None,
                 "from_cache": counts["predictions_reused"] if counts else None,
+                "low_confidence_share": counts.get("low_confidence_share") if counts else None,
                 "message": r["message"] or "",
             }
         )

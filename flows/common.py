@@ -46,6 +46,7 @@ class JobCounts(TypedDict):
     quarantine_reasons: dict[str, int]
     predictions_computed: int  # distinct sentences the model encoded
     predictions_reused: int  # ... and those served from the inference cache instead
+    low_confidence_share: float | None  # of the sentences classified (pipeline/classify.py)
 
 
 class DateResult(TypedDict):
@@ -172,4 +173,5 @@ def job_counts(summary: RunSummary) -> JobCounts:
         "quarantine_reasons": dict(sorted(summary.quarantine_reasons.items())),
         "predictions_computed": summary.predictions_computed,
         "predictions_reused": summary.predictions_reused,
+        "low_confidence_share": summary.low_confidence_share,
     }

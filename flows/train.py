@@ -29,6 +29,7 @@ def fit_model(
     topic_data: list[str],
     evaluation: list[str],
     overrides: dict[str, Any],
+    calibration: list[str],
 ) -> str:
     """Train and save the model folder; CPU-bound, so no retries (a second try fails the same way)."""
     folder = train_configured_model(
@@ -37,6 +38,7 @@ def fit_model(
         Path(out),
         topic_data=[Path(p) for p in topic_data],
         evaluation=[Path(p) for p in evaluation],
+        calibration=[Path(p) for p in calibration],
         overrides=overrides,
         progress=LogLines(get_run_logger().info),  # encoding and fine-tuning in the task's run log
     )
@@ -66,8 +68,10 @@ def train(
     epochs: int = 3,
     max_steps: int | None = None,
     seed: int = 13,
+    calibration: list[str] | None = None,
 ) -> str:
-    """Train heads (optionally fine-tuning the encoder) on ``data``; returns the model folder."""
+    """Train heads (optionally fine-tuning the encoder) on ``data``, the sentiment temperature
+    fitted on ``calibration`` when given; returns the model folder."""
     overrides: dict[str, Any] = {
         "fine_tune": fine_tune,
         "epochs": epochs,
@@ -76,7 +80,7 @@ def train(
     }
     if encoder:
         overrides["encoder"] = encoder
-    folder = fit_model(data, out, config, topic_data or [], evaluation or [], overrides)
+    folder = fit_model(data, out, config, topic_data or [], evaluation or [], overrides, calibration or [])
     card = json.loads((Path(folder) / CARD_FILE).read_text(encoding="utf-8"))
     create_markdown_artifact(card_markdown(card), key="model-card", description=card["model_version"])
     return folder

@@ -4,8 +4,10 @@ Folder layout (written by `models.training`):
 
     model_card.json   what it is: encoder, labels, taxonomy version, data hashes, metrics
     heads.npz         sentiment_W [3, H], sentiment_b [3], topic_W [T, H], topic_b [T],
-                      topic_threshold [T]
-    encoder/          only when the encoder was fine-tuned (a transformers folder)
+                      topic_threshold [T], sentiment_temperature [] (1 when absent)
+    encoder/          only when the whole encoder was fine-tuned (a transformers folder)
+    adapter.safetensors  only when a low-rank adapter was (`models.adapter`): merged into the
+                      named encoder once, into the model cache
 
 Sentences are embedded by mean pooling over the attention mask and L2-normalised (the E5
 recipe); the heads are logistic models on those vectors. `predict` returns probabilities only
@@ -23,7 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from models.adapter import ADAPTER_FILE, adapted_encoder_folder
 from models.cache import default_cache_dir
+from models.calibration import softmax
 from models.centre import centred, vector_centre
 from models.default_encoder import DefaultEncoderError, build_default_encoder, load_default_encoder
 from models.embedding import QUERY_PREFIX, embed
@@ -48,6 +52,8 @@ class Heads:
     topic_w: np.ndarray
     topic_b: np.ndarray
     topic_threshold: np.ndarray
+    # divides the sentiment logits so the probabilities are calibrated (`models.calibration`)
+    sentiment_temperature: float = 1.0
 
     def save(self, path: Path) -> None:
         np.savez(
@@ -57,26 +63,30 @@ class Heads:
             topic_W=self.topic_w,
             topic_b=self.topic_b,
             topic_threshold=self.topic_threshold,
+            sentiment_temperature=np.float64(self.sentiment_temperature),
         )
 
     @classmethod
     def load(cls, path: Path) -> Heads:
         with np.load(path) as data:
+            temperature = float(data["sentiment_temperature"]) if "sentiment_temperature" in data else 1.0
             return cls(
                 data["sentiment_W"],
                 data["sentiment_b"],
                 data["topic_W"],
                 data["topic_b"],
                 data["topic_threshold"],
+                temperature,
             )
 
+    def sentiment_logits(self, vectors: np.ndarray) -> np.ndarray:
+        """The sentiment head's logits, before the temperature."""
+        return np.asarray(vectors @ self.sentiment_w.T + self.sentiment_b)
+
     def apply(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        logits = vectors @ self.sentiment_w.T + self.sentiment_b
-        logits -= logits.max(axis=1, keepdims=True)
-        sentiment = np.exp(logits)
-        sentiment /= sentiment.sum(axis=1, keepdims=True)
+        sentiment = softmax(self.sentiment_logits(vectors), self.sentiment_temperature)
         topics = 1.0 / (1.0 + np.exp(-(vectors @ self.topic_w.T + self.topic_b)))
-        return sentiment, topics
+        return sentiment.astype(np.float32), topics
 
 
 def load_encoder(spec: str, cache_dir: Path | None = None) -> tuple[Any, Any]:
@@ -173,8 +183,8 @@ class TextClassifier:
             )
         card = json.loads(card_path.read_text(encoding="utf-8"))
         heads = Heads.load(folder / HEADS_FILE)
-        encoder_spec = str(folder / "encoder") if card["encoder"]["fine_tuned"] else card["encoder"]["name"]
         try:
+            encoder_spec = _encoder_source(folder, card, cache_dir)
             if inference == "fast":
                 source = encoder_folder(encoder_spec, cache_dir)
                 fast = OnnxEncoder(fast_encoder_folder(source, cache_dir or default_cache_dir()), threads)
@@ -212,6 +222,18 @@ class TextClassifier:
         )
 
 
+def _encoder_source(folder: Path, card: dict[str, Any], cache_dir: Path | None) -> str:
+    """The encoder the heads were fitted on: the model's own fine-tuned copy, the named encoder
+    with the model's adapter merged in (built once into the cache), or the named encoder."""
+    if card["encoder"]["fine_tuned"]:
+        return str(folder / "encoder")
+    name = str(card["encoder"]["name"])
+    if not card["encoder"].get("adapter"):
+        return name
+    cache = cache_dir or default_cache_dir()
+    return str(adapted_encoder_folder(encoder_folder(name, cache), folder / ADAPTER_FILE, cache))
+
+
 def heads_version(name: str, heads: Heads, encoder_name: str) -> str:
     """A model version that changes whenever the weights do: name + hash of the head arrays
     (their values, not the file's bytes, which carry a write time) and the encoder."""
@@ -219,5 +241,7 @@ def heads_version(name: str, heads: Heads, encoder_name: str) -> str:
     for array in (heads.sentiment_w, heads.sentiment_b, heads.topic_w, heads.topic_b, heads.topic_threshold):
         digest.update(f"{array.dtype.str}{array.shape}".encode())
         digest.update(np.ascontiguousarray(array).tobytes())
+    if heads.sentiment_temperature != 1.0:
+        digest.update(f"T={heads.sentiment_temperature!r}".encode())
     digest.update(encoder_name.encode())
     return f"{name}-{digest.hexdigest()[:10]}"

@@ -7,6 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from models.calibration import calibration_metrics
+from pipeline.contracts import SENTIMENT_LABELS
+from pipeline.settings import LOW_CONFIDENCE_BELOW
+
 
 def classification_metrics(
     gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str]
@@ -31,6 +35,41 @@ def classification_metrics(
         "labels": list(labels),
         "confusion_matrix": matrix.tolist(),  # rows: gold, columns: predicted
     }
+
+
+def sentiment_metrics(
+    gold: Sequence[str], probabilities: np.ndarray, domains: Sequence[str | None] = ()
+) -> dict[str, Any]:
+    """Classification metrics of the most probable label, with the calibration of the
+    probabilities and the low-confidence flag's share and accuracy; ``sentiment_by_domain`` too
+    when the rows name their domain."""
+    labels = [str(label) for label in SENTIMENT_LABELS]
+    predicted = [labels[int(i)] for i in probabilities.argmax(axis=1)]
+    gold_index = np.array([labels.index(g) for g in gold])
+    metrics = classification_metrics(gold, predicted, labels)
+    metrics["calibration"] = calibration_metrics(probabilities, gold_index)
+    flagged = probabilities.max(axis=1) < LOW_CONFIDENCE_BELOW
+    right = probabilities.argmax(axis=1) == gold_index
+    metrics["low_confidence"] = {
+        "below": LOW_CONFIDENCE_BELOW,
+        "share": float(flagged.mean()) if len(gold) else 0.0,
+        "accuracy_flagged": float(right[flagged].mean()) if flagged.any() else None,
+        "accuracy_unflagged": float(right[~flagged].mean()) if (~flagged).any() else None,
+    }
+    result: dict[str, Any] = {"sentiment": metrics}
+    named = sorted({d for d in domains if d})
+    if named:
+        result["sentiment_by_domain"] = {
+            d: classification_metrics(*_subset(gold, predicted, domains, d), labels) for d in named
+        }
+    return result
+
+
+def _subset(
+    gold: Sequence[str], predicted: Sequence[str], domains: Sequence[str | None], domain: str
+) -> tuple[list[str], list[str]]:
+    rows = [i for i, d in enumerate(domains) if d == domain]
+    return [gold[i] for i in rows], [predicted[i] for i in rows]
 
 
 def multilabel_metrics(
@@ -72,6 +111,38 @@ def format_classification(metrics: dict[str, Any]) -> str:
     lines += ["", "confusion matrix (rows gold, columns predicted): " + " / ".join(metrics["labels"])]
     for label, row in zip(metrics["labels"], metrics["confusion_matrix"], strict=True):
         lines.append(f"{label:<10} " + " ".join(f"{v:>6}" for v in row))
+    return "\n".join(lines)
+
+
+def format_calibration(metrics: dict[str, Any]) -> str:
+    """ECE and the low-confidence flag's share, then the reliability table."""
+    calibration, flag = metrics["calibration"], metrics["low_confidence"]
+    flagged = flag["accuracy_flagged"]
+    lines = [
+        f"expected calibration error {calibration['ece']:.3f}  "
+        f"negative log-likelihood {calibration['nll']:.3f}",
+        f"low-confidence (probability < {flag['below']}): {flag['share']:.1%} of sentences"
+        + (f", {flagged:.1%} of them right" if flagged is not None else ""),
+        "",
+        f"{'probability':<13} {'sentences':>9} {'mean p':>7} {'right':>6}",
+    ]
+    for b in calibration["bins"]:
+        lines.append(
+            f"{b['from']:.2f}-{b['to']:.2f}    {b['n']:>9} {b['confidence']:>7.3f} {b['accuracy']:>6.3f}"
+        )
+    return "\n".join(lines)
+
+
+def format_by_domain(by_domain: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        f"{'domain':<18} {'n':>5} {'accuracy':>8} {'macro-F1':>8} {'neg F1':>6} {'neu F1':>6} {'pos F1':>6}"
+    ]
+    for domain, m in by_domain.items():
+        f1 = [m["per_class"][label]["f1"] for label in m["labels"]]
+        lines.append(
+            f"{domain:<18} {m['n']:>5} {m['accuracy']:>8.3f} {m['macro_f1']:>8.3f} "
+            + " ".join(f"{v:>6.3f}" for v in f1)
+        )
     return "\n".join(lines)
 
 

@@ -18,7 +18,6 @@ fine-tuning share its `Example`, `TrainingSet` and `TrainingArguments`.
 from __future__ import annotations
 
 import json
-import math
 import random
 import shutil
 import time
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from models.calibration import calibration_metrics, fit_temperature, softmax
 from models.classifier import (
     CARD_FILE,
     DEFAULT_ENCODER,
@@ -36,12 +36,11 @@ from models.classifier import (
     Heads,
     ModelError,
     TextClassifier,
-    encoder_prefix,
     heads_version,
-    load_encoder,
 )
 from models.embedding import embed
-from models.evaluation import classification_metrics, multilabel_metrics
+from models.evaluation import multilabel_metrics, sentiment_metrics
+from models.fine_tuning import TunedEncoder, tuned_encoder
 from pipeline import __version__
 from pipeline.checksums import file_sha256
 from pipeline.contracts import SENTIMENT_LABELS, SentimentLabel
@@ -53,7 +52,8 @@ from pipeline.tokenize import tokenize
 # Bump when training computes different heads from the same data and arguments: the shipped
 # default model's recipe (models/registry.py) then asks for a retrain.
 # 2: the taxonomy's examples train the topic heads; topics no labelled row names are learnt from them.
-TRAINING_VERSION = 2
+# 3: fine-tuning learns topics too and may train a low-rank adapter; sentiment gets a temperature.
+TRAINING_VERSION = 3
 # A topic no labelled row names is learnt from its examples: fewer cannot show what it covers.
 MIN_TOPIC_EXAMPLES = 3
 
@@ -63,6 +63,7 @@ class Example:
     text: str
     label: SentimentLabel | None
     topics: tuple[str, ...] | None
+    domain: str | None = None  # e.g. "telecom": evaluation reports each domain apart
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,10 @@ class TrainingArguments:
     # splits the unlabelled sentences for a topic learnt from examples (`_weakly_labelled`);
     # chosen with topics_train as validation data (docs/taxonomy.md)
     weak_label_cut: float = 0.5
-    fine_tune: bool = False
+    fine_tune: bool = False  # fine-tune the whole encoder (but its word embeddings) first
+    # or fine-tune a low-rank adapter of this rank (models/adapter.py): the default model's recipe
+    adapter_rank: int | None = None
+    adapter_file: str | None = None  # or reuse a trained adapter (the default model's, for new heads)
     epochs: int = 3
     learning_rate: float = 4e-5
     head_learning_rate: float = 1e-2
@@ -117,7 +121,8 @@ def read_examples(path: Path, taxonomy: Taxonomy) -> list[Example]:
                 )
         text = clean_comment(row["text"]).text
         sentiment = SentimentLabel(label) if label is not None else None
-        examples.append(Example(text, sentiment, tuple(topics) if topics is not None else None))
+        domain = row.get("domain") if isinstance(row.get("domain"), str) else None
+        examples.append(Example(text, sentiment, tuple(topics) if topics is not None else None, domain))
     if not examples:
         raise ModelError(f"{path} has no examples")
     return examples
@@ -132,11 +137,14 @@ def train_model(
     cache_dir: Path | None = None,
     topic_data: Sequence[Path] = (),
     progress: Progress = no_progress,
+    calibration: Sequence[Path] = (),
 ) -> Path:
     """Train and save a model folder; returns its path. Replaces ``out_dir`` atomically.
 
-    ``data`` trains both heads (whatever labels its lines carry); ``topic_data`` trains only the
-    topic head, so a sentiment-only corpus can be paired with the project's topic examples.
+    ``data`` trains both heads (whatever labels its lines carry) and any fine-tuning;
+    ``topic_data`` trains only the topic head, so a sentiment-only corpus can be paired with the
+    project's topic examples. ``calibration`` (labelled sentences kept out of training) fits the
+    sentiment temperature; without it, cross-validation on the training sentences does.
     ``progress`` is told the fine-tuning steps and the texts encoded (`pipeline.progress`).
     """
     started = time.perf_counter()
@@ -145,35 +153,25 @@ def train_model(
     if arguments.encoder != DEFAULT_ENCODER and Path(arguments.encoder).exists():
         # a relative folder would resolve against wherever the model is loaded later
         arguments = replace(arguments, encoder=str(Path(arguments.encoder).resolve()))
-    encoder, tokenizer = load_encoder(arguments.encoder, cache_dir)
-    prefix = encoder_prefix(arguments.encoder)
-    fine_tune_seconds = 0.0
-    if arguments.fine_tune:
-        tuned = time.perf_counter()
-        fine_tune_encoder(encoder, tokenizer, training_set.sentiment_rows, arguments, prefix, progress)
-        fine_tune_seconds = time.perf_counter() - tuned
-
-    texts = training_set.texts
-
-    def encoded(done: int) -> None:
-        progress("encode", done, len(texts), "texts")
-
-    encoded(0)
-    vectors = dict(zip(texts, embed(texts, encoder, tokenizer, prefix=prefix, encoded=encoded), strict=True))
-    heads = fit_heads(vectors, training_set, taxonomy, arguments)
-
     staging = out_dir.with_name(f".{out_dir.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    tuned = tuned_encoder(
+        training_set.tuning_rows, taxonomy.leaf_ids, arguments, staging, cache_dir, progress
+    )
+    vectors = _embedded(training_set.texts, tuned, progress)
+    heads = fit_heads(vectors, training_set, taxonomy, arguments)
+    calibration_rows = [
+        e for path in calibration for e in read_examples(path, taxonomy) if e.label is not None
+    ]
+    heads, calibrated = _calibrated(heads, vectors, training_set, calibration_rows, tuned, arguments)
+    calibrated["fitted_on"] = [p.name for p in calibration] or calibrated["fitted_on"]
     heads.save(staging / HEADS_FILE)
-    encoder_name = arguments.encoder
-    if arguments.fine_tune:
-        encoder_name = _save_fine_tuned_encoder(encoder, tokenizer, staging / "encoder", arguments.encoder)
-    card = _model_card(arguments, heads, encoder_name, prefix, taxonomy, training_set)
-    card["seconds"]["fine_tune"] = round(fine_tune_seconds, 1)
+    card = _model_card(arguments, heads, tuned, taxonomy, training_set)
+    card["calibration"] = calibrated
     _write_card(staging, card)
     if evaluation:
-        model = TextClassifier(staging, card, heads, encoder, tokenizer)
+        model = TextClassifier(staging, card, heads, tuned.encoder, tuned.tokenizer)
         for path in evaluation:
             card["metrics"][path.name] = evaluate_model(model, read_examples(path, taxonomy))
     card["seconds"]["total"] = round(time.perf_counter() - started, 1)
@@ -182,6 +180,91 @@ def train_model(
         shutil.rmtree(out_dir)
     staging.rename(out_dir)
     return out_dir
+
+
+def _embedded(texts: Sequence[str], tuned: TunedEncoder, progress: Progress) -> dict[str, np.ndarray]:
+    """Each text's vector from the (tuned) encoder; ``progress`` is told the texts encoded."""
+
+    def encoded(done: int) -> None:
+        progress("encode", done, len(texts), "texts")
+
+    encoded(0)
+    found = embed(texts, tuned.encoder, tuned.tokenizer, prefix=tuned.prefix, encoded=encoded)
+    return dict(zip(texts, found, strict=True))
+
+
+def _calibrated(
+    heads: Heads,
+    vectors: dict[str, np.ndarray],
+    training_set: TrainingSet,
+    calibration_rows: Sequence[Example],
+    tuned: TunedEncoder,
+    arguments: TrainingArguments,
+) -> tuple[Heads, dict[str, Any]]:
+    """The heads with the sentiment temperature fitted (`models.calibration`), and the card's
+    record of it: on ``calibration_rows`` when given, else on out-of-fold logits of the
+    training sentences (5-fold cross-validation)."""
+    if calibration_rows:
+        texts = [e.text for e in calibration_rows]
+        logits = heads.sentiment_logits(embed(texts, tuned.encoder, tuned.tokenizer, prefix=tuned.prefix))
+        rows, source = calibration_rows, "calibration"
+    else:
+        rows, source = training_set.sentiment_rows, "5-fold cross-validation on the training sentences"
+        logits = _out_of_fold_logits(vectors, rows, arguments)
+    record = temperature_record(logits, rows, source)
+    return replace(heads, sentiment_temperature=record["temperature"]), record
+
+
+def temperature_record(
+    logits: np.ndarray, rows: Sequence[Example], source: str | list[str]
+) -> dict[str, Any]:
+    """The temperature fitted to ``rows``' labels, with the calibration error before and after
+    (what the model card records)."""
+    gold = np.array([SENTIMENT_LABELS.index(e.label) for e in rows if e.label is not None])
+    temperature = fit_temperature(logits, gold)
+    before = calibration_metrics(softmax(logits), gold)
+    after = calibration_metrics(softmax(logits, temperature), gold)
+    return {"temperature": temperature, "fitted_on": source, "sentences": len(rows),
+            "ece_before": round(before["ece"], 4), "ece_after": round(after["ece"], 4)}  # fmt: skip
+
+
+def recalibrate_model(model: TextClassifier, data: Sequence[Path], out_dir: Path, taxonomy: Taxonomy) -> Path:
+    """A copy of ``model``'s folder in ``out_dir`` with the sentiment temperature refitted on
+    ``data`` (labelled sentences from the text it will read), under a new model version. Labels
+    do not change, only how sure the probabilities say the model is."""
+    rows = [e for path in data for e in read_examples(path, taxonomy) if e.label is not None]
+    if not rows:
+        raise ModelError("the calibration data has no sentiment labels (lines need 'label')")
+    logits = model.heads.sentiment_logits(model.embed([e.text for e in rows]))
+    record = temperature_record(logits, rows, [p.name for p in data])
+    heads = replace(model.heads, sentiment_temperature=record["temperature"])
+    card = {k: v for k, v in model.card.items() if k != "recipe"}  # no longer the shipped recipe's output
+    card |= {"model_version": heads_version(str(card["name"]), heads, str(model.card["model_version"])),
+             "calibrated_from": model.card["model_version"], "calibration": record}  # fmt: skip
+    staging = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(model.folder, staging)
+    heads.save(staging / HEADS_FILE)
+    _write_card(staging, card)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    staging.rename(out_dir)
+    return out_dir
+
+
+def _out_of_fold_logits(
+    vectors: dict[str, np.ndarray], rows: Sequence[Example], arguments: TrainingArguments
+) -> np.ndarray:
+    """Each row's sentiment logits from a head fitted on the other four fifths of the rows."""
+    from sklearn.model_selection import StratifiedKFold
+
+    gold = np.array([SENTIMENT_LABELS.index(e.label) for e in rows if e.label is not None])
+    logits = np.zeros((len(rows), len(SENTIMENT_LABELS)), dtype=np.float32)
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=arguments.seed)
+    for fit_on, held in folds.split(np.zeros(len(rows)), gold):
+        w, b = _fit_sentiment(vectors, [rows[i] for i in fit_on], arguments)
+        logits[held] = np.stack([vectors[rows[i].text] for i in held]) @ w.T + b
+    return logits
 
 
 @dataclass(frozen=True)
@@ -194,6 +277,7 @@ class TrainingSet:
     topic_rows: list[Example]  # labelled
     taxonomy_rows: list[Example]  # the taxonomy's examples, one leaf each
     unlabelled: list[str]  # texts of rows without topic labels, sorted
+    tuning_rows: list[Example]  # the rows of ``data``: what fine-tuning reads
 
 
 def _training_set(data: Sequence[Path], topic_data: Sequence[Path], taxonomy: Taxonomy) -> TrainingSet:
@@ -213,7 +297,7 @@ def _training_set(data: Sequence[Path], topic_data: Sequence[Path], taxonomy: Ta
     )
     texts = sorted({e.text for e in [*examples, *topic_only, *taxonomy_rows]})
     unlabelled = sorted({e.text for e in examples if e.topics is None})
-    return TrainingSet(files, texts, sentiment_rows, topic_rows, taxonomy_rows, unlabelled)
+    return TrainingSet(files, texts, sentiment_rows, topic_rows, taxonomy_rows, unlabelled, examples)
 
 
 def taxonomy_examples(taxonomy: Taxonomy) -> list[Example]:
@@ -245,31 +329,18 @@ def check_topic_sources(taxonomy: Taxonomy, topic_rows: Sequence[Example]) -> No
         )
 
 
-def _save_fine_tuned_encoder(encoder: Any, tokenizer: Any, folder: Path, base_name: str) -> str:
-    """Save the fine-tuned encoder into the model folder; returns its name for the model version."""
-    encoder.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return f"{base_name}+fine-tuned-{file_sha256(folder / 'model.safetensors')[:10]}"
-
-
 def _model_card(
     arguments: TrainingArguments,
     heads: Heads,
-    encoder_name: str,
-    prefix: str,
+    tuned: TunedEncoder,
     taxonomy: Taxonomy,
     training_set: TrainingSet,
 ) -> dict[str, Any]:
-    """The card of a freshly trained folder; its metrics and timings are filled in after."""
+    """The card of a freshly trained folder; its metrics and total time are filled in after."""
     return {
         "name": arguments.name,
-        "model_version": heads_version(arguments.name, heads, encoder_name),
-        "encoder": {
-            "name": arguments.encoder,
-            "fine_tuned": arguments.fine_tune,
-            "prefix": prefix,
-            "pooling": "mean+l2",
-        },
+        "model_version": heads_version(arguments.name, heads, tuned.identity),
+        "encoder": tuned.card,
         "sentiment_labels": list(SENTIMENT_LABELS),
         "topics": list(taxonomy.leaf_ids),
         "taxonomy_version": taxonomy.version,
@@ -287,7 +358,7 @@ def _model_card(
             t for t in taxonomy.leaf_ids if t not in labelled_topics(training_set.topic_rows)
         ],
         "arguments": asdict(arguments),
-        "seconds": {"fine_tune": 0.0, "total": 0.0},
+        "seconds": {"fine_tune": round(tuned.seconds, 1), "total": 0.0},
         "code_version": __version__,
         "training_version": TRAINING_VERSION,
         "normalizer_version": NORMALIZER_VERSION,
@@ -414,93 +485,6 @@ def _topic_head(
     return head.coef_[0], float(head.intercept_[0])
 
 
-def fine_tune_encoder(
-    encoder: Any,
-    tokenizer: Any,
-    rows: Sequence[Example],
-    arguments: TrainingArguments,
-    prefix: str,
-    progress: Progress = no_progress,
-) -> None:
-    """Fine-tune the encoder for sentiment with a temporary linear head over the pooled vector;
-    ``progress`` is told each optimizer step."""
-    import torch
-
-    hidden = int(encoder.config.hidden_size)
-    head = torch.nn.Linear(hidden, len(SENTIMENT_LABELS))
-    if arguments.freeze_embeddings:
-        encoder.get_input_embeddings().weight.requires_grad_(False)
-    trainable = [p for p in encoder.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": trainable, "lr": arguments.learning_rate},
-            {"params": head.parameters(), "lr": arguments.head_learning_rate},
-        ],
-        weight_decay=0.01,
-    )
-    total = _fine_tune_steps(len(rows), arguments)
-    scheduler = _warmup_then_linear_decay(optimizer, total)
-    order = list(range(len(rows)))
-    rng = random.Random(arguments.seed)
-    encoder.train()
-    step = 0
-    progress("fine-tune", step, total, "steps")
-    for _ in range(arguments.epochs):
-        rng.shuffle(order)
-        for start in range(0, len(order), arguments.batch_size):
-            if step >= total:
-                break
-            batch_rows = [rows[i] for i in order[start : start + arguments.batch_size]]
-            loss = _sentiment_loss(encoder, tokenizer, head, batch_rows, prefix, arguments.max_length)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            step += 1
-            progress("fine-tune", step, total, "steps")
-    encoder.eval()
-    encoder.get_input_embeddings().weight.requires_grad_(True)
-
-
-def _fine_tune_steps(n_rows: int, arguments: TrainingArguments) -> int:
-    """Optimizer steps: every batch of every epoch, or ``max_steps`` if that is fewer."""
-    steps_per_epoch = math.ceil(n_rows / arguments.batch_size)
-    if arguments.max_steps is None:
-        return steps_per_epoch * arguments.epochs
-    return min(arguments.max_steps, steps_per_epoch * arguments.epochs)
-
-
-def _warmup_then_linear_decay(optimizer: Any, total: int) -> Any:
-    """Learning rates rise linearly over the first tenth of the steps, then fall linearly to 0."""
-    import torch
-
-    warmup = max(1, total // 10)
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup)))
-    )
-
-
-def _sentiment_loss(
-    encoder: Any, tokenizer: Any, head: Any, rows: Sequence[Example], prefix: str, max_length: int
-) -> Any:
-    """Cross-entropy of the temporary head over the batch's pooled, L2-normalised vectors."""
-    import torch
-
-    batch = tokenizer(
-        [prefix + e.text for e in rows],
-        padding=True,
-        truncation=True,
-        max_length=max_length,
-        return_tensors="pt",
-    )
-    labels = torch.tensor([SENTIMENT_LABELS.index(e.label or "") for e in rows])
-    states = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-    mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
-    pooled = torch.nn.functional.normalize((states * mask).sum(1) / mask.sum(1).clamp(min=1.0), dim=-1)
-    return torch.nn.functional.cross_entropy(head(pooled), labels)
-
-
 def evaluate_model(model: TextClassifier, examples: Sequence[Example]) -> dict[str, Any]:
     """Sentiment metrics on rows with a label; topic metrics on rows with topics."""
     result: dict[str, Any] = {}
@@ -509,8 +493,8 @@ def evaluate_model(model: TextClassifier, examples: Sequence[Example]) -> dict[s
     labelled = [i for i, e in enumerate(examples) if e.label is not None]
     if labelled:
         gold = [examples[i].label or "" for i in labelled]
-        predicted = [SENTIMENT_LABELS[int(predictions.sentiment[i].argmax())] for i in labelled]
-        result["sentiment"] = classification_metrics(gold, predicted, SENTIMENT_LABELS)
+        domains = [examples[i].domain for i in labelled]
+        result.update(sentiment_metrics(gold, predictions.sentiment[labelled], domains))
     with_topics = [i for i, e in enumerate(examples) if e.topics is not None]
     if with_topics:
         chosen = predictions.topics >= predictions.topic_threshold

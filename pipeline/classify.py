@@ -3,7 +3,11 @@
 A model returns `Predictions` (probabilities only); this module turns them into labels with
 documented rules, so the rules are testable without a model:
 
-- A sentence's sentiment is the most probable of negative / neutral / positive.
+- A sentence's sentiment is the most probable of negative / neutral / positive. It is
+  *low-confidence* when that probability is below ``model.low_confidence_below`` (default 0.6).
+  The default model's probabilities are calibrated (`models.calibration`), so a label given
+  with probability p is right about p of the time: below 0.6, about one in two such labels is
+  wrong, and an analyst should read those sentences before quoting them.
 - A sentence mentions a topic when the topic's probability reaches the model's threshold.
   Its evidence terms are the sentence's content-word lemmas that are seed terms of the topic;
   an empty list means the encoder alone recognised the topic.
@@ -25,6 +29,7 @@ from typing import Protocol
 import numpy as np
 
 from pipeline.contracts import SENTIMENT_LABELS, Predictions, ProcessedResponse, SentimentLabel
+from pipeline.settings import LOW_CONFIDENCE_BELOW
 from pipeline.taxonomy import Taxonomy
 
 
@@ -53,6 +58,7 @@ class SentenceLabels:
     probabilities: tuple[float, float, float]
     topics: tuple[SentenceTopic, ...]
     weight: int  # content words, at least 1
+    low_confidence: bool = False  # the label's probability is below the low-confidence line
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +85,7 @@ def classify_chunk(
     predictor: SentencePredictor,
     taxonomy: Taxonomy,
     batch_size: int = 32,
+    low_confidence_below: float = LOW_CONFIDENCE_BELOW,
 ) -> list[ResponseLabels]:
     """Classify every sentence of a chunk once (identical sentences share one prediction)."""
     unique = sorted({s.text for r in responses for s in r.sentences})
@@ -92,7 +99,14 @@ def classify_chunk(
             i = row_of[sentence.text]
             lemmas = [t.lemma for t in sentence.tokens if t.is_content]
             sentence_labels.append(
-                label_sentence(predicted.sentiment[i], predicted.topics[i], predicted, lemmas, taxonomy)
+                label_sentence(
+                    predicted.sentiment[i],
+                    predicted.topics[i],
+                    predicted,
+                    lemmas,
+                    taxonomy,
+                    low_confidence_below,
+                )
             )
         results.append(roll_up(sentence_labels, taxonomy))
     return results
@@ -104,6 +118,7 @@ def label_sentence(
     predicted: Predictions,
     lemmas: Sequence[str],
     taxonomy: Taxonomy,
+    low_confidence_below: float = LOW_CONFIDENCE_BELOW,
 ) -> SentenceLabels:
     probabilities = (float(sentiment[0]), float(sentiment[1]), float(sentiment[2]))
     present = set(lemmas)
@@ -118,6 +133,7 @@ def label_sentence(
         probabilities=probabilities,
         topics=tuple(topics),
         weight=max(1, len(lemmas)),
+        low_confidence=max(probabilities) < low_confidence_below,
     )
 
 

@@ -64,7 +64,7 @@ def components(
         Validate(RowValidator(settings.source), scope),
         Normalize(),
         Tokenize(),
-        Classify(predictor, taxonomy, settings.model.batch_size),
+        Classify(predictor, taxonomy, settings.model.batch_size, settings.model.low_confidence_below),
         Terms(),
         ResponseRows(),
     ]
@@ -153,6 +153,7 @@ def stage_chunks(
         summary.rows_in += chunk.rows_in
         summary.rows_published += len(chunk.processed)
         summary.count_quarantined(chunk.quarantined)
+        summary.count_sentences(chunk.labels)
     counts.finished()
 
 
@@ -241,6 +242,7 @@ def _run_row(
         "stage_times": json.dumps(
             {stage: [_utc(first), _utc(last)] for stage, (first, last) in summary.stage_times.items()}
         ),
+        "low_confidence_share": summary.low_confidence_share,
     } | lineage_columns("runs", lineage)
 
 

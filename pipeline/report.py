@@ -191,6 +191,8 @@ def run_counts_row(summary: RunSummary, model_version: str) -> dict[str, Any]:
         "last_date": dates[-1] if dates else None,
         "predictions_computed": summary.predictions_computed,
         "predictions_reused": summary.predictions_reused,
+        "sentences_classified": summary.sentences_classified,
+        "low_confidence_share": summary.low_confidence_share,
         "seconds": sum(summary.seconds_by_stage.values()),
         "result_tables": summary.store_location,
     }
@@ -216,6 +218,11 @@ def _run_counts(summary: RunSummary, model_version: str) -> list[str]:
         lines.append(
             f"  distinct sentences classified by the model {summary.predictions_computed}, "
             f"reused from the inference cache {summary.predictions_reused}"
+        )
+    if summary.low_confidence_share is not None:
+        lines.append(
+            f"  sentences with a low-confidence sentiment {summary.sentences_low_confidence} of "
+            f"{summary.sentences_classified} ({summary.low_confidence_share:.1%})"
         )
     lines.append(f"  took {sum(summary.seconds_by_stage.values()):.1f} s")
     return lines

@@ -168,6 +168,11 @@ class StoreSettings(_Strict):
         return value
 
 
+# The default line under which a sentence's sentiment label is flagged low-confidence
+# (pipeline/classify.py).
+LOW_CONFIDENCE_BELOW = 0.6
+
+
 class ModelSettings(_Strict):
     # "default": the embedded encoder with heads trained from data/labelled at set-up;
     # otherwise a folder written by `voc train`
@@ -182,6 +187,9 @@ class ModelSettings(_Strict):
     inference_cache: bool = True
     # fast: Japanese vocabulary + ONNX Runtime int8 (models/fast_encoder.py); reference: PyTorch float32
     inference: Literal["fast", "reference"] = "fast"
+    # a sentence whose sentiment label has a (calibrated) probability below this is flagged
+    # low_confidence in the sentences table (pipeline/classify.py)
+    low_confidence_below: float = Field(default=LOW_CONFIDENCE_BELOW, gt=1 / 3, lt=1.0)
 
 
 class TaxonomySettings(_Strict):
@@ -260,6 +268,8 @@ class Settings(_Strict):
             del relevant["source"]["personal_columns"]
         if self.source.sheet is None:  # likewise; a chosen sheet is another input from the same file
             del relevant["source"]["sheet"]
+        if self.model.low_confidence_below != LOW_CONFIDENCE_BELOW:  # the one model setting in rows
+            relevant["low_confidence_below"] = self.model.low_confidence_below
         if self.source.pseudonym_key is not None:  # a new key gives new pseudonyms; the key is never hashed
             relevant["source"]["pseudonym_key_id"] = self.source.pseudonym_key_id
         canonical = json.dumps(relevant, sort_keys=True, ensure_ascii=False)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
+from pipeline.classify import ResponseLabels
 from pipeline.contracts import DateScope, QuarantinedRow
 from pipeline.errors import Stage
 from pipeline.progress import Progress, no_progress
@@ -37,6 +38,8 @@ class RunSummary:
     seconds_by_stage: dict[Stage, float] = field(default_factory=lambda: dict.fromkeys(Stage, 0.0))
     predictions_computed: int = 0
     predictions_reused: int = 0
+    sentences_classified: int = 0
+    sentences_low_confidence: int = 0  # whose sentiment label is low-confidence (pipeline/classify.py)
     # told the stage entered (None when it ends): lets a benchmark attribute memory to stages
     stage_listener: Callable[[str | None], None] | None = field(default=None, repr=False, compare=False)
     # told how far each stage has got (`pipeline.progress`): a display of a long run
@@ -47,6 +50,17 @@ class RunSummary:
     @property
     def rows_out_of_scope(self) -> int:
         return self.rows_read - self.rows_in
+
+    @property
+    def low_confidence_share(self) -> float | None:
+        if not self.sentences_classified:
+            return None
+        return self.sentences_low_confidence / self.sentences_classified
+
+    def count_sentences(self, labels: Sequence[ResponseLabels]) -> None:
+        sentences = [s for label in labels for s in label.sentences]
+        self.sentences_classified += len(sentences)
+        self.sentences_low_confidence += sum(s.low_confidence for s in sentences)
 
     def count_quarantined(self, rows: Sequence[QuarantinedRow]) -> None:
         self.rows_quarantined += len(rows)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.classify import SentenceLabels, SentenceTopic, classify_chunk, roll_up, weighted_sentiment
+from pipeline.classify import (
+    SentenceLabels,
+    SentenceTopic,
+    classify_chunk,
+    label_sentence,
+    roll_up,
+    weighted_sentiment,
+)
 from pipeline.contracts import SENTIMENT_LABELS, ProcessedResponse, Response, Sentence, SentimentLabel
 from pipeline.normalize import clean_comment, split_sentences
 from pipeline.taxonomy import Taxonomy
@@ -82,3 +89,19 @@ def test_identical_sentences_are_classified_once(taxonomy: Taxonomy) -> None:
     processed = [process_response(response("特になし")) for _ in range(5)]
     classify_chunk(processed, predictor, taxonomy)
     assert predictor.calls == [1]
+
+
+@pytest.mark.parametrize(
+    ("probabilities", "below", "flagged"),
+    [((0.5, 0.3, 0.2), 0.6, True), ((0.7, 0.2, 0.1), 0.6, False), ((0.1, 0.6, 0.3), 0.6, False),
+     ((0.1, 0.6, 0.3), 0.65, True)],
+)  # fmt: skip
+def test_low_confidence_is_the_label_probability_under_the_line(
+    taxonomy: Taxonomy, probabilities: tuple[float, float, float], below: float, flagged: bool
+) -> None:
+    predicted = CuePredictor(taxonomy).predict(["配送が遅い"])
+    labels = label_sentence(
+        np.array(probabilities), predicted.topics[0], predicted, ["配送"], taxonomy, below
+    )
+    assert labels.low_confidence is flagged
+    assert labels.sentiment == SENTIMENT_LABELS[int(np.argmax(probabilities))]

@@ -166,7 +166,7 @@ def test_a_store_from_schema_version_3_gains_the_new_columns(tmp_path: Path) -> 
     """Columns added at the end of a table are added in place; the rows already there keep theirs."""
     db = tmp_path / "old.duckdb"
     runs = table_specs()["runs"]
-    added = {"predictions_computed", "predictions_reused", "stage_times"}
+    added = {"predictions_computed", "predictions_reused", "stage_times", "low_confidence_share"}
     old_columns = [c for c in runs.columns if c.name not in added]
     con = duckdb.connect(str(db))
     con.execute(f"CREATE TABLE runs ({', '.join(f'{c.name} {c.type}' for c in old_columns)})")

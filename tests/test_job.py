@@ -308,3 +308,23 @@ def test_a_table_shadowing_the_insert_relation_is_an_error(tmp_path: Path, taxon
         store.con.execute("CREATE TABLE _voc_incoming_rows AS SELECT * FROM topics WHERE false")
         with pytest.raises(StoreError, match="_voc_incoming_rows"):
             store.insert("topics", topic_rows(taxonomy))
+
+
+def test_low_confidence_sentences_are_flagged_and_counted_per_run(
+    predictor: CuePredictor, taxonomy: Taxonomy, export: Path, settings: Settings
+) -> None:
+    """A sentence's flag follows its label's probability; the run records the flagged share."""
+    # the cue model gives 0.45 to a sentence without cues and 0.51 to one with a single cue
+    model = settings.model.model_copy(update={"low_confidence_below": 0.5})
+    settings = settings.model_copy(update={"model": model})
+    summary = run_job(export, settings, predictor, taxonomy)
+    con = duckdb.connect(str(settings.store.duckdb_path), read_only=True)
+    flags = con.execute(
+        "SELECT low_confidence, greatest(p_negative, p_neutral, p_positive) FROM sentences"
+    ).fetchall()
+    assert flags and all((p < settings.model.low_confidence_below) == flag for flag, p in flags)
+    assert {flag for flag, _ in flags} == {True, False}
+    share = sum(flag for flag, _ in flags) / len(flags)
+    recorded = con.execute("SELECT low_confidence_share FROM runs WHERE run_id = ?", [summary.run_id])
+    assert recorded.fetchone() == (pytest.approx(share),)
+    assert summary.low_confidence_share == pytest.approx(share)

@@ -1,5 +1,5 @@
-"""The `voc` command: run, backfill, train, evaluate, serve, and (voc/results.py) the commands that
-read the result tables: nps, drivers, themes, taxonomy promote, report.
+"""The `voc` command: run, backfill, train, evaluate, calibrate, serve, and (voc/results.py) the
+commands that read the result tables: nps, drivers, themes, taxonomy promote, report.
 
 User errors (a missing file, an unknown config key, a missing column, a run that quarantines
 most of its records, a store still busy after store.lock_timeout) print one line starting with
@@ -72,16 +72,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         if not args.data or args.out is None:
             raise VocError("give --data FILE (one or more) and --out FOLDER, or --default")
-        overrides: dict[str, Any] = {
-            "seed": args.seed,
-            "fine_tune": args.fine_tune,
-            "epochs": args.epochs,
-            "max_steps": args.max_steps,
-        }
-        if args.name:
-            overrides["name"] = args.name
-        if args.encoder:
-            overrides["encoder"] = args.encoder
+        overrides = _training_overrides(args, settings.model.encoder)
         with progress_for(args) as progress:
             folder = train_configured_model(
                 settings,
@@ -89,27 +80,70 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 args.out,
                 topic_data=args.topic_data or [],
                 evaluation=args.eval or [],
+                calibration=args.calibration or [],
                 overrides=overrides,
                 progress=progress,
             )
         data = [*args.data, *(args.topic_data or [])]
     card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
-    print(f"Model {card['model_version']} in {folder.resolve()}")
     trained = "trained" if args.retrain or not args.default else "committed heads, trained"
-    print(f"  {trained} on {', '.join(p.name for p in data)} in {card['seconds']['total']:.0f} s")
-    for name, metrics in card["metrics"].items():
-        if "sentiment" in metrics:
-            print(f"  {name}: sentiment macro-F1 {metrics['sentiment']['macro_f1']:.3f}")
-        if "topics" in metrics:
-            print(f"  {name}: topics micro-F1 {metrics['topics']['micro']['f1']:.3f}")
+    _print_trained(card, folder, f"{trained} on {', '.join(p.name for p in data)}")
     if settings.model.inference == "fast":  # build the int8 encoder now, not in the first run
         fast = TextClassifier.load(folder, settings.model.cache_dir, "fast", settings.model.threads)
         print(f"  runs as {fast.model_version} (model.inference: fast)")
     return 0
 
 
+def _training_overrides(args: argparse.Namespace, configured_encoder: str) -> dict[str, Any]:
+    """The `TrainingArguments` fields ``voc train``'s options set."""
+    from models.registry import shipped_adapter
+
+    overrides: dict[str, Any] = {
+        "seed": args.seed,
+        "fine_tune": args.fine_tune,
+        "adapter_rank": args.adapter_rank,
+        "epochs": args.epochs,
+        "max_steps": args.max_steps,
+    }
+    if args.name:
+        overrides["name"] = args.name
+    if args.encoder:
+        overrides["encoder"] = args.encoder
+    if args.learning_rate:
+        overrides["learning_rate"] = args.learning_rate
+    if args.from_default:
+        if overrides.get("encoder", configured_encoder) != "default":
+            raise VocError("--from-default starts from the embedded encoder: leave --encoder out")
+        overrides["adapter_file"] = str(shipped_adapter())
+    return overrides
+
+
+def _print_trained(card: dict[str, Any], folder: Path, trained_on: str) -> None:
+    """The trained model's version, data, time, evaluation metrics and calibration."""
+    print(f"Model {card['model_version']} in {folder.resolve()}")
+    print(f"  {trained_on} in {card['seconds']['total']:.0f} s")
+    for name, metrics in card["metrics"].items():
+        if "sentiment" in metrics:
+            print(f"  {name}: sentiment macro-F1 {metrics['sentiment']['macro_f1']:.3f}")
+        if "topics" in metrics:
+            print(f"  {name}: topics micro-F1 {metrics['topics']['micro']['f1']:.3f}")
+    calibration = card.get("calibration")
+    if calibration:
+        fitted_on = calibration["fitted_on"]
+        source = ", ".join(fitted_on) if isinstance(fitted_on, list) else fitted_on
+        print(
+            f"  sentiment temperature {calibration['temperature']} (calibration error "
+            f"{calibration['ece_before']:.3f} -> {calibration['ece_after']:.3f} on {source})"
+        )
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from models.evaluation import format_classification, format_multilabel
+    from models.evaluation import (
+        format_by_domain,
+        format_calibration,
+        format_classification,
+        format_multilabel,
+    )
     from models.training import evaluate_model, read_examples
 
     settings = settings_from(args)
@@ -119,6 +153,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"Model {model.model_version} on {args.data} ({len(examples)} examples)")
     if "sentiment" in metrics:
         print("\nSentiment\n" + format_classification(metrics["sentiment"]))
+        print("\nCalibration\n" + format_calibration(metrics["sentiment"]))
+    if "sentiment_by_domain" in metrics:
+        print("\nSentiment by domain\n" + format_by_domain(metrics["sentiment_by_domain"]))
     if "topics" in metrics:
         print("\n" + format_multilabel(metrics["topics"]))
     out = args.json or Path("output") / f"evaluation-{args.data.stem}.json"
@@ -126,6 +163,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     report = {"model_version": model.model_version, "data": str(args.data), "metrics": metrics}
     out.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     print(f"\nMetrics written to {out}")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from models.registry import calibrate_configured_model
+
+    settings = settings_from(args)
+    folder = calibrate_configured_model(settings, args.data, args.out, args.model)
+    card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
+    record = card["calibration"]
+    print(f"Model {card['model_version']} in {folder.resolve()} (calibrated from {card['calibrated_from']})")
+    print(
+        f"  sentiment temperature {record['temperature']} fitted on {record['sentences']} sentences: "
+        f"calibration error {record['ece_before']:.3f} -> {record['ece_after']:.3f}"
+    )
+    print(f"  use it with model.path: {folder.resolve()}")
     return 0
 
 
@@ -200,6 +253,26 @@ def _add_train_command(sub: Any, common: argparse.ArgumentParser) -> None:
     train.add_argument(
         "--fine-tune", action="store_true", help="fine-tune the encoder before fitting the heads"
     )
+    train.add_argument(
+        "--from-default",
+        action="store_true",
+        help="start from the default model's encoder (the embedded one with its adapter merged in)",
+    )
+    train.add_argument(
+        "--adapter-rank", type=int, help="fine-tune a low-rank adapter of this rank instead (e.g. 8)"
+    )
+    train.add_argument(
+        "--learning-rate",
+        type=float,
+        help="of the fine-tuned weights (default 4e-5; use about 5e-4 for an adapter)",
+    )
+    train.add_argument(
+        "--calibration",
+        type=Path,
+        action="append",
+        help="labelled JSONL kept out of training that fits the sentiment temperature "
+        "(default: 5-fold cross-validation on the training data)",
+    )
     train.add_argument("--epochs", type=int, default=3)
     train.add_argument("--max-steps", type=int, help="stop fine-tuning after this many steps")
     train.add_argument("--seed", type=int, default=13)
@@ -214,6 +287,18 @@ def _add_evaluate_and_serve_commands(sub: Any, common: argparse.ArgumentParser) 
         "--json", type=Path, help="where to write the metrics (default: output/evaluation-DATA.json)"
     )
     evaluate.set_defaults(handler=_cmd_evaluate)
+
+    calibrate = sub.add_parser(
+        "calibrate",
+        parents=[common],
+        help="refit a model's sentiment temperature on labelled sentences from your own comments",
+    )
+    calibrate.add_argument(
+        "--data", type=Path, action="append", required=True, help="labelled JSONL (repeatable)"
+    )
+    calibrate.add_argument("--model", help="model folder (default: model.path from the config)")
+    calibrate.add_argument("--out", type=Path, required=True, help="folder for the calibrated copy")
+    calibrate.set_defaults(handler=_cmd_calibrate)
 
     serve = sub.add_parser(
         "serve",

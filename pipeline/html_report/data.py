@@ -24,9 +24,6 @@ TREND_SEGMENT_VALUES = 8  # lines in the trend chart at most: the largest segmen
 DRIVERS_WITH_EXAMPLES = 5
 EXAMPLES_PER_DRIVER = 3
 THEMES_SHOWN = 10
-# A sentence whose most probable sentiment class is under one half has no majority class: the
-# model is unsure, and the data-quality section says how often that happens.
-UNSURE_BELOW = 0.5
 
 
 @dataclass(frozen=True)
@@ -298,10 +295,11 @@ def quality(store: Store, start: date, end: date, drivers: list[dict[str, Any]])
         "WHERE window_end = ? AND window_days = ? AND segment_name = 'all'",
         [end, (end - start).days + 1],
     )
+    # the run's flag (pipeline/classify.py); rows written before it existed have NULL and are left out
     unsure = store.query(
-        "SELECT count(*), count(*) FILTER (WHERE greatest(p_negative, p_neutral, p_positive) < ?) "
+        "SELECT count(low_confidence), count(*) FILTER (WHERE low_confidence) "
         "FROM sentences WHERE response_date BETWEEN ? AND ?",
-        [UNSURE_BELOW, *window],
+        window,
     )
     sentences, unsure_count = unsure[0]
     return Quality(

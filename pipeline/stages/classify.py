@@ -18,10 +18,13 @@ class Classify:
     predictor: CachedPredictor
     taxonomy: Taxonomy
     batch_size: int
+    low_confidence_below: float
     stage: Stage = Stage.CLASSIFY
 
     def __call__(self, chunk: Chunk) -> Chunk:
-        chunk.labels = classify_chunk(chunk.processed, self.predictor, self.taxonomy, self.batch_size)
+        chunk.labels = classify_chunk(
+            chunk.processed, self.predictor, self.taxonomy, self.batch_size, self.low_confidence_below
+        )
         for table, rows in self.predictor.take_rows().items():
             chunk.rows[table].extend(rows)
         return chunk

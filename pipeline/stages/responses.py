@@ -62,6 +62,7 @@ def sentence_rows(item: ProcessedResponse, label: ResponseLabels) -> list[Row]:
             **sentiment_columns(sentence_label.sentiment, sentence_label.probabilities),
             "topics": ",".join(t.topic_id for t in sentence_label.topics),
             "text_sha256": text_key(sentence.text),
+            "low_confidence": sentence_label.low_confidence,
         }
         for sentence, sentence_label in zip(item.sentences, label.sentences, strict=True)
     ]

@@ -1,0 +1,100 @@
+"""Temperature scaling and the expected calibration error (models/calibration.py), the heads
+applying their temperature, and a model folder recalibrated (`voc calibrate`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.calibration import calibration_metrics, fit_temperature, softmax
+from models.classifier import Heads, TextClassifier, heads_version
+from models.training import TrainingArguments, recalibrate_model, train_model
+from pipeline.taxonomy import Taxonomy
+from tests.conftest import REPO
+from tests.tiny_model import build_tiny_bert
+
+TOPICS = REPO / "data" / "labelled" / "topics_train.jsonl"
+EVAL = REPO / "data" / "labelled" / "topics_eval.jsonl"
+
+
+def sampled(temperature: float, n: int = 20000, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """Logits, and labels drawn from softmax(logits / temperature): the true temperature is known."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0.0, 3.0, size=(n, 3))
+    probabilities = softmax(logits, temperature)
+    gold = np.array([rng.choice(3, p=p) for p in probabilities])
+    return logits, gold
+
+
+@pytest.mark.parametrize("true_temperature", [0.5, 1.0, 2.5])
+def test_the_fitted_temperature_is_the_one_the_labels_were_drawn_with(true_temperature: float) -> None:
+    logits, gold = sampled(true_temperature)
+    assert fit_temperature(logits, gold) == pytest.approx(true_temperature, rel=0.08)
+
+
+def test_scaling_lowers_the_calibration_error_and_keeps_every_label() -> None:
+    logits, gold = sampled(2.5)
+    temperature = fit_temperature(logits, gold)
+    before, after = softmax(logits), softmax(logits, temperature)
+    assert (before.argmax(1) == after.argmax(1)).all()
+    assert calibration_metrics(before, gold)["ece"] > 0.1
+    assert calibration_metrics(after, gold)["ece"] < 0.02
+
+
+def test_ece_by_hand() -> None:
+    """Two sentences at 0.9 (one right) and two at 0.55 (both right): bins 0.87-0.93 and
+    0.53-0.60 of 15, |0.5 - 0.9| and |1.0 - 0.55|, each weighted one half."""
+    probabilities = np.array([[0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.55, 0.4, 0.05], [0.05, 0.4, 0.55]])
+    gold = np.array([0, 1, 0, 2])
+    metrics = calibration_metrics(probabilities, gold)
+    assert metrics["ece"] == pytest.approx(0.5 * 0.4 + 0.5 * 0.45)
+    assert [(b["n"], b["accuracy"]) for b in metrics["bins"]] == [(2, 1.0), (2, 0.5)]
+
+
+def heads(temperature: float) -> Heads:
+    rng = np.random.default_rng(3)
+    return Heads(
+        rng.normal(size=(3, 8)).astype(np.float32),
+        rng.normal(size=3).astype(np.float32),
+        rng.normal(size=(4, 8)).astype(np.float32),
+        rng.normal(size=4).astype(np.float32),
+        np.full(4, 0.5, dtype=np.float32),
+        temperature,
+    )
+
+
+def test_heads_apply_their_temperature_and_keep_it_on_disk(tmp_path: Path) -> None:
+    warm, plain = heads(2.0), heads(1.0)
+    vectors = np.random.default_rng(4).normal(size=(5, 8)).astype(np.float32)
+    expected = softmax(plain.sentiment_logits(vectors), 2.0)
+    assert warm.apply(vectors)[0] == pytest.approx(expected, abs=1e-6)
+    assert (warm.apply(vectors)[1] == plain.apply(vectors)[1]).all()  # topics are not scaled
+    warm.save(tmp_path / "heads.npz")
+    assert Heads.load(tmp_path / "heads.npz").sentiment_temperature == 2.0
+    assert heads_version("m", warm, "e") != heads_version("m", plain, "e")
+
+
+def test_heads_saved_without_a_temperature_load_with_none(tmp_path: Path) -> None:
+    """Model folders trained before calibration existed keep working, unscaled."""
+    plain = heads(1.0)
+    np.savez(tmp_path / "old.npz", sentiment_W=plain.sentiment_w, sentiment_b=plain.sentiment_b,
+             topic_W=plain.topic_w, topic_b=plain.topic_b, topic_threshold=plain.topic_threshold)  # fmt: skip
+    assert Heads.load(tmp_path / "old.npz").sentiment_temperature == 1.0
+
+
+def test_recalibrating_a_model_folder_keeps_its_labels(taxonomy: Taxonomy, tmp_path: Path) -> None:
+    """`voc calibrate`: a copy with the temperature refitted on the given sentences, a new model
+    version that names where it came from, the same labels."""
+    encoder = build_tiny_bert(tmp_path / "bert")
+    arguments = TrainingArguments(name="tiny", encoder=str(encoder))
+    original = TextClassifier.load(train_model([TOPICS], tmp_path / "m", taxonomy, arguments))
+    copy = TextClassifier.load(recalibrate_model(original, [EVAL], tmp_path / "calibrated", taxonomy))
+    record = copy.card["calibration"]
+    assert record["fitted_on"] == ["topics_eval.jsonl"] and record["sentences"] == 325
+    assert copy.heads.sentiment_temperature == record["temperature"] != original.heads.sentiment_temperature
+    assert copy.card["calibrated_from"] == original.model_version != copy.model_version
+    texts = ["配送が遅い", "スタッフが親切", "店舗を利用しました"]
+    before, after = original.predict(texts).sentiment, copy.predict(texts).sentiment
+    assert (before.argmax(1) == after.argmax(1)).all() and not np.allclose(before, after)
