@@ -63,17 +63,18 @@ def tuned_encoder(
     (saved into ``folder``)."""
     if arguments.adapter_rank is not None and (arguments.fine_tune or arguments.adapter_file):
         raise ModelError("train an adapter, or fine-tune the whole encoder or reuse an adapter, not both")
-    encoder, tokenizer = load_encoder(arguments.encoder, cache_dir)
     prefix = encoder_prefix(arguments.encoder)
     card: dict[str, Any] = {"name": arguments.encoder, "fine_tuned": arguments.fine_tune, "prefix": prefix,
                             "pooling": "mean+l2"}  # fmt: skip
-    if arguments.adapter_file:
+    if arguments.adapter_file:  # the merged encoder is loaded, never the plain one as well
         shutil.copyfile(arguments.adapter_file, folder / ADAPTER_FILE)
         card["adapter"] = adapter_entry(folder / ADAPTER_FILE)
         adapted = _adapted(arguments, folder, card, cache_dir, 0.0)
         if not arguments.fine_tune:
             return adapted
         encoder, tokenizer = adapted.encoder, adapted.tokenizer
+    else:
+        encoder, tokenizer = load_encoder(arguments.encoder, cache_dir)
     if arguments.fine_tune:
         return _fully_fine_tuned(encoder, tokenizer, rows, topic_ids, arguments, folder, card, progress)
     if arguments.adapter_rank is not None:

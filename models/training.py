@@ -153,9 +153,7 @@ def train_model(
     if arguments.encoder != DEFAULT_ENCODER and Path(arguments.encoder).exists():
         # a relative folder would resolve against wherever the model is loaded later
         arguments = replace(arguments, encoder=str(Path(arguments.encoder).resolve()))
-    staging = out_dir.with_name(f".{out_dir.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging = _staging_folder(out_dir)
     tuned = tuned_encoder(
         training_set.tuning_rows, taxonomy.leaf_ids, arguments, staging, cache_dir, progress
     )
@@ -164,8 +162,9 @@ def train_model(
     calibration_rows = [
         e for path in calibration for e in read_examples(path, taxonomy) if e.label is not None
     ]
-    heads, calibrated = _calibrated(heads, vectors, training_set, calibration_rows, tuned, arguments)
-    calibrated["fitted_on"] = [p.name for p in calibration] or calibrated["fitted_on"]
+    heads, calibrated = _calibrated(
+        heads, vectors, training_set, (calibration_rows, [p.name for p in calibration]), tuned, arguments
+    )
     heads.save(staging / HEADS_FILE)
     card = _model_card(arguments, heads, tuned, taxonomy, training_set)
     card["calibration"] = calibrated
@@ -176,10 +175,7 @@ def train_model(
             card["metrics"][path.name] = evaluate_model(model, read_examples(path, taxonomy))
     card["seconds"]["total"] = round(time.perf_counter() - started, 1)
     _write_card(staging, card)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    staging.rename(out_dir)
-    return out_dir
+    return _replace_folder(staging, out_dir)
 
 
 def _embedded(texts: Sequence[str], tuned: TunedEncoder, progress: Progress) -> dict[str, np.ndarray]:
@@ -197,17 +193,20 @@ def _calibrated(
     heads: Heads,
     vectors: dict[str, np.ndarray],
     training_set: TrainingSet,
-    calibration_rows: Sequence[Example],
+    calibration: tuple[Sequence[Example], list[str]],
     tuned: TunedEncoder,
     arguments: TrainingArguments,
 ) -> tuple[Heads, dict[str, Any]]:
     """The heads with the sentiment temperature fitted (`models.calibration`), and the card's
-    record of it: on ``calibration_rows`` when given, else on out-of-fold logits of the
-    training sentences (5-fold cross-validation)."""
+    record of it: on the ``calibration`` rows (and the names of their files) when given, else
+    on out-of-fold logits of the training sentences (5-fold cross-validation)."""
+    calibration_rows, files = calibration
+    rows: Sequence[Example]
+    source: str | list[str]
     if calibration_rows:
         texts = [e.text for e in calibration_rows]
         logits = heads.sentiment_logits(embed(texts, tuned.encoder, tuned.tokenizer, prefix=tuned.prefix))
-        rows, source = calibration_rows, "calibration"
+        rows, source = calibration_rows, files
     else:
         rows, source = training_set.sentiment_rows, "5-fold cross-validation on the training sentences"
         logits = _out_of_fold_logits(vectors, rows, arguments)
@@ -241,11 +240,24 @@ def recalibrate_model(model: TextClassifier, data: Sequence[Path], out_dir: Path
     card = {k: v for k, v in model.card.items() if k != "recipe"}  # no longer the shipped recipe's output
     card |= {"model_version": heads_version(str(card["name"]), heads, str(model.card["model_version"])),
              "calibrated_from": model.card["model_version"], "calibration": record}  # fmt: skip
-    staging = out_dir.with_name(f".{out_dir.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = _staging_folder(out_dir)
+    shutil.rmtree(staging)
     shutil.copytree(model.folder, staging)
     heads.save(staging / HEADS_FILE)
     _write_card(staging, card)
+    return _replace_folder(staging, out_dir)
+
+
+def _staging_folder(out_dir: Path) -> Path:
+    """An empty hidden sibling of ``out_dir`` to write a model folder into."""
+    staging = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def _replace_folder(staging: Path, out_dir: Path) -> Path:
+    """Put the finished ``staging`` folder in place of ``out_dir``."""
     if out_dir.exists():
         shutil.rmtree(out_dir)
     staging.rename(out_dir)
@@ -358,7 +370,7 @@ def _model_card(
             t for t in taxonomy.leaf_ids if t not in labelled_topics(training_set.topic_rows)
         ],
         "arguments": asdict(arguments),
-        "seconds": {"fine_tune": round(tuned.seconds, 1), "total": 0.0},
+        "seconds": {"fine_tune": round(tuned.seconds, 3), "total": 0.0},
         "code_version": __version__,
         "training_version": TRAINING_VERSION,
         "normalizer_version": NORMALIZER_VERSION,

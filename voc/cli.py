@@ -167,11 +167,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from models.classifier import CARD_FILE
     from models.registry import calibrate_configured_model
 
     settings = settings_from(args)
     folder = calibrate_configured_model(settings, args.data, args.out, args.model)
-    card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
+    card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
     record = card["calibration"]
     print(f"Model {card['model_version']} in {folder.resolve()} (calibrated from {card['calibrated_from']})")
     print(
