@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from models.calibration import calibration_metrics, fit_temperature, softmax
+from models.calibration import calibration_metrics, fit_temperature, fit_topic_threshold, micro_f1, softmax
 from models.classifier import (
     CARD_FILE,
     DEFAULT_ENCODER,
@@ -53,7 +53,8 @@ from pipeline.tokenize import tokenize
 # default model's recipe (models/registry.py) then asks for a retrain.
 # 2: the taxonomy's examples train the topic heads; topics no labelled row names are learnt from them.
 # 3: fine-tuning learns topics too and may train a low-rank adapter; sentiment gets a temperature.
-TRAINING_VERSION = 3
+# 4: calibration sentences with topics choose the topic threshold.
+TRAINING_VERSION = 4
 # A topic no labelled row names is learnt from its examples: fewer cannot show what it covers.
 MIN_TOPIC_EXAMPLES = 3
 
@@ -73,7 +74,8 @@ class TrainingArguments:
     seed: int = 13
     sentiment_c: float = 10.0  # inverse L2 strength of the logistic heads
     topic_c: float = 16.0
-    topic_threshold: float = 0.7  # chosen by 5-fold cross-validation on topics_train
+    # chosen by 5-fold cross-validation on topics_train; calibration sentences with topics refit it
+    topic_threshold: float = 0.7
     # splits the unlabelled sentences for a topic learnt from examples (`_weakly_labelled`);
     # chosen with topics_train as validation data (docs/taxonomy.md)
     weak_label_cut: float = 0.5
@@ -159,11 +161,15 @@ def train_model(
     )
     vectors = _embedded(training_set.texts, tuned, progress)
     heads = fit_heads(vectors, training_set, taxonomy, arguments)
-    calibration_rows = [
-        e for path in calibration for e in read_examples(path, taxonomy) if e.label is not None
-    ]
+    calibration_rows = [e for path in calibration for e in read_examples(path, taxonomy)]
     heads, calibrated = _calibrated(
-        heads, vectors, training_set, (calibration_rows, [p.name for p in calibration]), tuned, arguments
+        heads,
+        vectors,
+        training_set,
+        (calibration_rows, [p.name for p in calibration]),
+        tuned,
+        arguments,
+        taxonomy.leaf_ids,
     )
     heads.save(staging / HEADS_FILE)
     card = _model_card(arguments, heads, tuned, taxonomy, training_set)
@@ -196,22 +202,41 @@ def _calibrated(
     calibration: tuple[Sequence[Example], list[str]],
     tuned: TunedEncoder,
     arguments: TrainingArguments,
+    topic_ids: Sequence[str],
 ) -> tuple[Heads, dict[str, Any]]:
-    """The heads with the sentiment temperature fitted (`models.calibration`), and the card's
-    record of it: on the ``calibration`` rows (and the names of their files) when given, else
-    on out-of-fold logits of the training sentences (5-fold cross-validation)."""
-    calibration_rows, files = calibration
-    rows: Sequence[Example]
-    source: str | list[str]
-    if calibration_rows:
-        texts = [e.text for e in calibration_rows]
-        logits = heads.sentiment_logits(embed(texts, tuned.encoder, tuned.tokenizer, prefix=tuned.prefix))
-        rows, source = calibration_rows, files
-    else:
-        rows, source = training_set.sentiment_rows, "5-fold cross-validation on the training sentences"
-        logits = _out_of_fold_logits(vectors, rows, arguments)
-    record = temperature_record(logits, rows, source)
-    return replace(heads, sentiment_temperature=record["temperature"]), record
+    """The heads calibrated on the ``calibration`` rows (and the names of their files), and the
+    card's record of it (`calibrated_on`). Without rows with a label, the sentiment temperature
+    is fitted on out-of-fold logits of the training sentences (5-fold cross-validation)."""
+    rows, files = calibration
+    texts = sorted({e.text for e in rows})
+    found: dict[str, np.ndarray] = {}
+    if texts:
+        embedded = embed(texts, tuned.encoder, tuned.tokenizer, prefix=tuned.prefix)
+        found = dict(zip(texts, embedded, strict=True))
+    if any(e.label is not None for e in rows):
+        return calibrated_on(heads, found, rows, topic_ids, files)
+    oof_rows = training_set.sentiment_rows
+    logits = _out_of_fold_logits(vectors, oof_rows, arguments)
+    record = temperature_record(logits, oof_rows, "5-fold cross-validation on the training sentences")
+    heads = replace(heads, sentiment_temperature=record["temperature"])
+    return _topic_threshold_fitted(heads, found, rows, topic_ids, files, record)
+
+
+def calibrated_on(
+    heads: Heads,
+    vectors: dict[str, np.ndarray],
+    rows: Sequence[Example],
+    topic_ids: Sequence[str],
+    source: list[str],
+) -> tuple[Heads, dict[str, Any]]:
+    """The heads with the sentiment temperature fitted on ``rows`` with a label, and the topic
+    threshold on ``rows`` with topics (when there are any), and the card's record of both.
+    ``vectors`` holds each row's sentence vector."""
+    sentiment_rows = [e for e in rows if e.label is not None]
+    logits = heads.sentiment_logits(np.stack([vectors[e.text] for e in sentiment_rows]))
+    record = temperature_record(logits, sentiment_rows, source)
+    heads = replace(heads, sentiment_temperature=record["temperature"])
+    return _topic_threshold_fitted(heads, vectors, rows, topic_ids, source, record)
 
 
 def temperature_record(
@@ -227,16 +252,45 @@ def temperature_record(
             "ece_before": round(before["ece"], 4), "ece_after": round(after["ece"], 4)}  # fmt: skip
 
 
+def _topic_threshold_fitted(
+    heads: Heads,
+    vectors: dict[str, np.ndarray],
+    rows: Sequence[Example],
+    topic_ids: Sequence[str],
+    source: list[str],
+    record: dict[str, Any],
+) -> tuple[Heads, dict[str, Any]]:
+    """The heads with the one topic threshold that gives ``rows``' topics (columns ``topic_ids``)
+    the best micro-F1 (`models.calibration.fit_topic_threshold`), recorded in ``record``
+    beside the temperature; unchanged when no row names a topic. Only the topics some row names
+    are scored: a topic the rows never name (one learnt from examples) would count only against."""
+    topic_rows = [e for e in rows if e.topics is not None]
+    named = labelled_topics(topic_rows)
+    if not named:
+        return heads, record
+    columns = [j for j, topic in enumerate(topic_ids) if topic in named]
+    _, probabilities = heads.apply(np.stack([vectors[e.text] for e in topic_rows]))
+    probabilities = probabilities[:, columns]
+    truth = np.array([[topic_ids[j] in (e.topics or ()) for j in columns] for e in topic_rows])
+    threshold, f1 = fit_topic_threshold(probabilities, truth)
+    before = micro_f1(probabilities >= heads.topic_threshold[columns], truth)
+    record = record | {"topic_threshold": {
+        "threshold": threshold, "fitted_on": source,
+        "sentences": len(topic_rows), "micro_f1_before": round(before, 4), "micro_f1_after": f1}}  # fmt: skip
+    return replace(heads, topic_threshold=np.full_like(heads.topic_threshold, threshold)), record
+
+
 def recalibrate_model(model: TextClassifier, data: Sequence[Path], out_dir: Path, taxonomy: Taxonomy) -> Path:
     """A copy of ``model``'s folder in ``out_dir`` with the sentiment temperature refitted on
-    ``data`` (labelled sentences from the text it will read), under a new model version. Labels
-    do not change, only how sure the probabilities say the model is."""
-    rows = [e for path in data for e in read_examples(path, taxonomy) if e.label is not None]
-    if not rows:
+    ``data`` (labelled sentences from the text it will read), and the topic threshold too when
+    its lines carry topics, under a new model version. Sentiment labels do not change, only how
+    sure the probabilities say the model is."""
+    rows = [e for path in data for e in read_examples(path, taxonomy)]
+    if not any(e.label is not None for e in rows):
         raise ModelError("the calibration data has no sentiment labels (lines need 'label')")
-    logits = model.heads.sentiment_logits(model.embed([e.text for e in rows]))
-    record = temperature_record(logits, rows, [p.name for p in data])
-    heads = replace(model.heads, sentiment_temperature=record["temperature"])
+    texts = sorted({e.text for e in rows})
+    found = dict(zip(texts, model.embed(texts), strict=True))
+    heads, record = calibrated_on(model.heads, found, rows, model.topic_ids, [p.name for p in data])
     card = {k: v for k, v in model.card.items() if k != "recipe"}  # no longer the shipped recipe's output
     card |= {"model_version": heads_version(str(card["name"]), heads, str(model.card["model_version"])),
              "calibrated_from": model.card["model_version"], "calibration": record}  # fmt: skip

@@ -232,11 +232,11 @@ class ThemeSettings(_Strict):
     min_cluster_size: int = Field(default=4, ge=3)  # sentences a new theme starts with, at least
     # a sentence enters the pool only when nothing of the previous pool_days is this similar:
     # everyday repeats never start a theme, what is new does
-    novelty_similarity: float = Field(default=0.75, gt=0, lt=1)
+    novelty_similarity: float = Field(default=0.80, gt=0, lt=1)
     max_history: int = Field(default=20000, ge=100)  # newest distinct sentences novelty is judged against
     min_keywords: int = Field(default=2, ge=0)  # shorter sentences (「ありがとうございました」) sit out
     dimensions: int = Field(default=24, ge=2)  # PCA components the clustering runs in
-    assign_similarity: float = Field(default=0.55, gt=0, lt=1)  # to a theme's centroid, to join it
+    assign_similarity: float = Field(default=0.65, gt=0, lt=1)  # to a theme's centroid, to join it
     merge_similarity: float = Field(default=0.85, gt=0, lt=1)  # between two centroids, to merge
     fade_days: int = Field(default=28, ge=1)  # a theme without new sentences this long is fading
     recent_sentences: int = Field(default=200, ge=10)  # newest members kept to label a theme

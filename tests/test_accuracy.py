@@ -34,16 +34,16 @@ def test_topics_on_comments_written_like_real_ones(
     fast_default_model: TextClassifier, taxonomy: Taxonomy
 ) -> None:
     topics = metrics(fast_default_model, LABELLED / "topics_eval_realistic.jsonl", taxonomy)["topics"]
-    assert topics["micro"]["f1"] >= 0.69  # measured 0.710
+    assert topics["micro"]["f1"] >= 0.71  # measured 0.730
     weakest = min(topics["per_topic"].items(), key=lambda item: item[1]["recall"])
-    assert weakest[1]["recall"] >= 0.5, weakest  # measured 0.59
+    assert weakest[1]["recall"] >= 0.5, weakest  # measured 0.67
 
 
 def test_sentiment_on_the_held_out_corpus(fast_default_model: TextClassifier, taxonomy: Taxonomy) -> None:
     measured = metrics(fast_default_model, LABELLED / "corpus_heldout.jsonl", taxonomy)
-    assert measured["sentiment"]["macro_f1"] >= 0.88  # measured 0.902
+    assert measured["sentiment"]["macro_f1"] >= 0.88  # measured 0.903
     assert len(measured["sentiment_by_domain"]) == 12
-    assert min(m["macro_f1"] for m in measured["sentiment_by_domain"].values()) >= 0.75  # 0.807
+    assert min(m["macro_f1"] for m in measured["sentiment_by_domain"].values()) >= 0.75  # 0.818
 
 
 @pytest.mark.skipif(not JRTE_DEV.exists(), reason="jrte_pn is read from ../shared, which this checkout lacks")
@@ -51,6 +51,6 @@ def test_sentiment_and_calibration_on_real_reviews(
     fast_default_model: TextClassifier, taxonomy: Taxonomy
 ) -> None:
     sentiment = metrics(fast_default_model, JRTE_DEV, taxonomy)["sentiment"]
-    assert sentiment["macro_f1"] >= 0.74  # measured 0.753 (the previous default: 0.718)
-    assert sentiment["per_class"]["neutral"]["f1"] >= 0.63  # measured 0.652
-    assert sentiment["calibration"]["ece"] <= 0.12  # measured 0.096 under the shipped temperature
+    assert sentiment["macro_f1"] >= 0.74  # measured 0.754 (the previous default: 0.718)
+    assert sentiment["per_class"]["neutral"]["f1"] >= 0.63  # measured 0.647
+    assert sentiment["calibration"]["ece"] <= 0.12  # measured 0.097 under the shipped temperature

@@ -8,9 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.calibration import calibration_metrics, fit_temperature, softmax
+from models.calibration import (
+    TOPIC_THRESHOLDS,
+    calibration_metrics,
+    fit_temperature,
+    fit_topic_threshold,
+    micro_f1,
+    softmax,
+)
 from models.classifier import Heads, TextClassifier, heads_version
-from models.training import TrainingArguments, recalibrate_model, train_model
+from models.training import Example, TrainingArguments, calibrated_on, recalibrate_model, train_model
 from pipeline.taxonomy import Taxonomy
 from tests.conftest import REPO
 from tests.tiny_model import build_tiny_bert
@@ -98,3 +105,62 @@ def test_recalibrating_a_model_folder_keeps_its_labels(taxonomy: Taxonomy, tmp_p
     texts = ["配送が遅い", "スタッフが親切", "店舗を利用しました"]
     before, after = original.predict(texts).sentiment, copy.predict(texts).sentiment
     assert (before.argmax(1) == after.argmax(1)).all() and not np.allclose(before, after)
+    # topics_eval's lines carry topics, so the topic threshold is refitted on them as well
+    topic_record = record["topic_threshold"]
+    assert topic_record["fitted_on"] == ["topics_eval.jsonl"] and topic_record["sentences"] == 325
+    assert topic_record["threshold"] in TOPIC_THRESHOLDS
+    assert (copy.heads.topic_threshold == np.float32(topic_record["threshold"])).all()
+    # the previous threshold (0.7) is on the grid, so the chosen one does at least as well
+    assert topic_record["micro_f1_after"] >= topic_record["micro_f1_before"]
+
+
+def test_micro_f1_by_hand() -> None:
+    chosen = np.array([[1, 0], [1, 1]], dtype=bool)
+    truth = np.array([[1, 1], [0, 1]], dtype=bool)
+    assert micro_f1(chosen, truth) == pytest.approx(2 * 2 / (2 * 2 + 2))  # 2 right, 1 extra, 1 missed
+    assert micro_f1(np.zeros((2, 2), dtype=bool), truth) == 0.0
+
+
+def test_the_topic_threshold_is_the_grid_value_that_separates_the_topics() -> None:
+    """Topics at 0.78 and others at 0.72: only 0.75 on the grid takes every topic and nothing else."""
+    truth = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 0], [1, 1, 0]], dtype=bool)
+    probabilities = np.where(truth, 0.78, 0.72)
+    assert fit_topic_threshold(probabilities, truth) == (0.75, 1.0)
+
+
+def test_on_a_tie_the_lowest_threshold_wins() -> None:
+    truth = np.array([[1, 0], [0, 1]], dtype=bool)
+    probabilities = np.where(truth, 0.95, 0.3)  # every grid value separates them
+    assert fit_topic_threshold(probabilities, truth) == (TOPIC_THRESHOLDS[0], 1.0)
+
+
+def test_training_fits_the_topic_threshold_on_calibration_sentences_with_topics(
+    taxonomy: Taxonomy, tmp_path: Path
+) -> None:
+    encoder = build_tiny_bert(tmp_path / "bert")
+    arguments = TrainingArguments(name="tiny", encoder=str(encoder))
+    folder = train_model([TOPICS], tmp_path / "m", taxonomy, arguments, calibration=[EVAL])
+    model = TextClassifier.load(folder)
+    record = model.card["calibration"]
+    assert record["fitted_on"] == ["topics_eval.jsonl"]
+    assert record["topic_threshold"]["fitted_on"] == ["topics_eval.jsonl"]
+    assert (model.heads.topic_threshold == np.float32(record["topic_threshold"]["threshold"])).all()
+
+
+def test_a_topic_no_calibration_sentence_names_does_not_move_the_threshold() -> None:
+    """Topic "a" separates at 0.75; topic "b" (learnt from examples, say) fires at 0.85 on every
+    sentence but no calibration row names it, so it must not push the threshold past 0.85."""
+    logit = float(np.log(0.78 / 0.22))  # a probability of 0.78 for "a" where the sentence has it
+    heads = Heads(
+        sentiment_w=np.zeros((3, 2), dtype=np.float32),
+        sentiment_b=np.zeros(3, dtype=np.float32),
+        topic_w=np.array([[logit - float(np.log(0.72 / 0.28)), 0.0], [0.0, 0.0]], dtype=np.float32),
+        topic_b=np.array([float(np.log(0.72 / 0.28)), float(np.log(0.85 / 0.15))], dtype=np.float32),
+        topic_threshold=np.full(2, 0.7, dtype=np.float32),
+    )
+    vectors = {"with a": np.array([1.0, 0.0]), "without": np.array([0.0, 0.0])}
+    rows = [Example("with a", "neutral", ("a",)), Example("without", "neutral", ())]
+    fitted, record = calibrated_on(heads, vectors, rows, ("a", "b"), ["calibration.jsonl"])
+    assert record["topic_threshold"]["threshold"] == 0.75
+    assert record["topic_threshold"]["micro_f1_after"] == 1.0
+    assert (fitted.topic_threshold == np.float32(0.75)).all()

@@ -66,6 +66,9 @@ def test_default_model_card(default_model: TextClassifier, taxonomy: Taxonomy) -
     }
     assert card["calibration"]["fitted_on"] == ["corpus_calibration.jsonl"]
     assert card["calibration"]["ece_after"] < card["calibration"]["ece_before"]
+    topic_threshold = card["calibration"]["topic_threshold"]
+    assert topic_threshold["fitted_on"] == ["corpus_calibration.jsonl"]
+    assert topic_threshold["micro_f1_after"] >= topic_threshold["micro_f1_before"]
     assert all(len(d["sha256"]) == 64 for d in card["training_data"])
     assert card["topics_from_examples"] == []  # data/labelled names every topic
     assert card["examples"]["taxonomy_examples"] == sum(len(t.examples) for t in taxonomy.leaves)

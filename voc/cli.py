@@ -135,6 +135,17 @@ def _print_trained(card: dict[str, Any], folder: Path, trained_on: str) -> None:
             f"  sentiment temperature {calibration['temperature']} (calibration error "
             f"{calibration['ece_before']:.3f} -> {calibration['ece_after']:.3f} on {source})"
         )
+        _print_topic_threshold(calibration)
+
+
+def _print_topic_threshold(calibration: dict[str, Any]) -> None:
+    """The topic threshold calibration chose, when its sentences carried topics."""
+    record = calibration.get("topic_threshold")
+    if record:
+        print(
+            f"  topic threshold {record['threshold']} fitted on {record['sentences']} sentences: "
+            f"topics micro-F1 {record['micro_f1_before']:.3f} -> {record['micro_f1_after']:.3f}"
+        )
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -179,6 +190,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         f"  sentiment temperature {record['temperature']} fitted on {record['sentences']} sentences: "
         f"calibration error {record['ece_before']:.3f} -> {record['ece_after']:.3f}"
     )
+    _print_topic_threshold(record)
     print(f"  use it with model.path: {folder.resolve()}")
     return 0
 
