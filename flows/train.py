@@ -71,7 +71,7 @@ def train(
     calibration: list[str] | None = None,
 ) -> str:
     """Train heads (optionally fine-tuning the encoder) on ``data``, the sentiment temperature
-    fitted on ``calibration`` when given; returns the model folder."""
+    and topic threshold fitted on ``calibration`` when given; returns the model folder."""
     overrides: dict[str, Any] = {
         "fine_tune": fine_tune,
         "epochs": epochs,

@@ -1,4 +1,5 @@
-"""Calibrated sentiment probabilities: one temperature for the sentiment head.
+"""Calibrated sentiment probabilities (one temperature for the sentiment head), and the topic
+threshold fitted on the same held-out sentences.
 
 A logistic head fitted to its training sentences is over-confident on other text: it says 0.95
 where it is right 80% of the time. Temperature scaling (Guo et al., "On Calibration of Modern

@@ -49,7 +49,7 @@ DEFAULT_TRAINING_DATA = (
     LABELLED / "topics_train.jsonl",
     LABELLED / "corpus_train.jsonl",
 )
-# kept out of training: fits the sentiment temperature (models/calibration.py)
+# kept out of training: fits the sentiment temperature and the topic threshold (models/calibration.py)
 DEFAULT_CALIBRATION_DATA = (LABELLED / "corpus_calibration.jsonl",)
 # kept out of training and calibration: measured into the model card
 DEFAULT_EVALUATION_DATA = (
@@ -251,7 +251,8 @@ def train_configured_model(
     ``max_steps``, ``encoder``, ``name``, ...); the name defaults to the folder's, the encoder to
     ``model.encoder``. ``topic_data`` trains only the topic head; each ``evaluation`` file's
     metrics go into the model card; ``calibration`` (labelled, kept out of training) fits the
-    sentiment temperature; ``progress`` is told how training is getting on."""
+    sentiment temperature and, on lines with topics, the topic threshold; ``progress`` is told how
+    training is getting on."""
     arguments = training_arguments(settings, out, overrides or {})
     taxonomy = _configured_taxonomy(settings)
     cache_dir = settings.model.cache_dir
@@ -264,7 +265,8 @@ def calibrate_configured_model(
     settings: Settings, data: Sequence[Path], out: Path, path: str | None = None
 ) -> Path:
     """``voc calibrate``: the model the settings name (or ``path``) with its sentiment
-    temperature refitted on ``data``, written to the folder ``out``."""
+    temperature (and, on lines with topics, its topic threshold) refitted on ``data``, written
+    to the folder ``out``."""
     taxonomy, model = load_configured_model(settings, path)
     return recalibrate_model(model, data, out, taxonomy)
 

@@ -146,7 +146,9 @@ def train_model(
     ``data`` trains both heads (whatever labels its lines carry) and any fine-tuning;
     ``topic_data`` trains only the topic head, so a sentiment-only corpus can be paired with the
     project's topic examples. ``calibration`` (labelled sentences kept out of training) fits the
-    sentiment temperature; without it, cross-validation on the training sentences does.
+    sentiment temperature, and the topic threshold on its lines with topics; without it,
+    cross-validation on the training sentences fits the temperature and the threshold stays
+    ``arguments.topic_threshold``.
     ``progress`` is told the fine-tuning steps and the texts encoded (`pipeline.progress`).
     """
     started = time.perf_counter()
@@ -260,10 +262,11 @@ def _topic_threshold_fitted(
     source: list[str],
     record: dict[str, Any],
 ) -> tuple[Heads, dict[str, Any]]:
-    """The heads with the one topic threshold that gives ``rows``' topics (columns ``topic_ids``)
-    the best micro-F1 (`models.calibration.fit_topic_threshold`), recorded in ``record``
-    beside the temperature; unchanged when no row names a topic. Only the topics some row names
-    are scored: a topic the rows never name (one learnt from examples) would count only against."""
+    """The heads with the topic threshold that gives ``rows``' topics (columns ``topic_ids``) the
+    best micro-F1 (`models.calibration.fit_topic_threshold`), recorded in ``record`` beside the
+    temperature. Only the topics some row names are scored and given it: a topic the rows never
+    name (one learnt from examples) keeps its own. The heads stay as they are when no row names a
+    topic, or when the fitted threshold does no better on the rows than the current ones."""
     topic_rows = [e for e in rows if e.topics is not None]
     named = labelled_topics(topic_rows)
     if not named:
@@ -273,11 +276,17 @@ def _topic_threshold_fitted(
     probabilities = probabilities[:, columns]
     truth = np.array([[topic_ids[j] in (e.topics or ()) for j in columns] for e in topic_rows])
     threshold, f1 = fit_topic_threshold(probabilities, truth)
-    before = micro_f1(probabilities >= heads.topic_threshold[columns], truth)
-    record = record | {"topic_threshold": {
-        "threshold": threshold, "fitted_on": source,
-        "sentences": len(topic_rows), "micro_f1_before": round(before, 4), "micro_f1_after": f1}}  # fmt: skip
-    return replace(heads, topic_threshold=np.full_like(heads.topic_threshold, threshold)), record
+    before = round(micro_f1(probabilities >= heads.topic_threshold[columns], truth), 4)
+    applied = f1 > before
+    fitted = {"threshold": threshold, "applied": applied, "topics": len(columns), "fitted_on": source,
+              "sentences": len(topic_rows), "micro_f1_before": before,
+              "micro_f1_after": max(f1, before)}  # fmt: skip
+    record = record | {"topic_threshold": fitted}
+    if not applied:
+        return heads, record
+    thresholds = heads.topic_threshold.copy()
+    thresholds[columns] = threshold
+    return replace(heads, topic_threshold=thresholds), record
 
 
 def recalibrate_model(model: TextClassifier, data: Sequence[Path], out_dir: Path, taxonomy: Taxonomy) -> Path:

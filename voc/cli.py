@@ -141,10 +141,17 @@ def _print_trained(card: dict[str, Any], folder: Path, trained_on: str) -> None:
 def _print_topic_threshold(calibration: dict[str, Any]) -> None:
     """The topic threshold calibration chose, when its sentences carried topics."""
     record = calibration.get("topic_threshold")
-    if record:
+    if not record:
+        return
+    if record.get("applied", True):
         print(
             f"  topic threshold {record['threshold']} fitted on {record['sentences']} sentences: "
             f"topics micro-F1 {record['micro_f1_before']:.3f} -> {record['micro_f1_after']:.3f}"
+        )
+    else:
+        print(
+            f"  topic thresholds kept: on {record['sentences']} sentences no threshold did better "
+            f"than their topics micro-F1 {record['micro_f1_before']:.3f}"
         )
 
 
@@ -283,8 +290,9 @@ def _add_train_command(sub: Any, common: argparse.ArgumentParser) -> None:
         "--calibration",
         type=Path,
         action="append",
-        help="labelled JSONL kept out of training that fits the sentiment temperature "
-        "(default: 5-fold cross-validation on the training data)",
+        help="labelled JSONL kept out of training that fits the sentiment temperature and, on "
+        "lines with topics, the topic threshold (default: 5-fold cross-validation on the training "
+        "data fits the temperature)",
     )
     train.add_argument("--epochs", type=int, default=3)
     train.add_argument("--max-steps", type=int, help="stop fine-tuning after this many steps")
@@ -304,7 +312,8 @@ def _add_evaluate_and_serve_commands(sub: Any, common: argparse.ArgumentParser) 
     calibrate = sub.add_parser(
         "calibrate",
         parents=[common],
-        help="refit a model's sentiment temperature on labelled sentences from your own comments",
+        help="refit a model's sentiment temperature (and topic threshold, on lines with topics) "
+        "on labelled sentences from your own comments",
     )
     calibrate.add_argument(
         "--data", type=Path, action="append", required=True, help="labelled JSONL (repeatable)"
