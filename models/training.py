@@ -21,7 +21,7 @@ import json
 import random
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -210,11 +210,9 @@ def _calibrated(
     card's record of it (`calibrated_on`). Without rows with a label, the sentiment temperature
     is fitted on out-of-fold logits of the training sentences (5-fold cross-validation)."""
     rows, files = calibration
-    texts = sorted({e.text for e in rows})
-    found: dict[str, np.ndarray] = {}
-    if texts:
-        embedded = embed(texts, tuned.encoder, tuned.tokenizer, prefix=tuned.prefix)
-        found = dict(zip(texts, embedded, strict=True))
+    found = _vectors_by_text(
+        rows, lambda texts: embed(texts, tuned.encoder, tuned.tokenizer, prefix=tuned.prefix)
+    )
     if any(e.label is not None for e in rows):
         return calibrated_on(heads, found, rows, topic_ids, files)
     oof_rows = training_set.sentiment_rows
@@ -222,6 +220,14 @@ def _calibrated(
     record = temperature_record(logits, oof_rows, "5-fold cross-validation on the training sentences")
     heads = replace(heads, sentiment_temperature=record["temperature"])
     return _topic_threshold_fitted(heads, found, rows, topic_ids, files, record)
+
+
+def _vectors_by_text(
+    rows: Sequence[Example], encode: Callable[[list[str]], np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Each distinct text of ``rows`` with its sentence vector, encoded once."""
+    texts = sorted({e.text for e in rows})
+    return dict(zip(texts, encode(texts), strict=True)) if texts else {}
 
 
 def calibrated_on(
@@ -297,8 +303,7 @@ def recalibrate_model(model: TextClassifier, data: Sequence[Path], out_dir: Path
     rows = [e for path in data for e in read_examples(path, taxonomy)]
     if not any(e.label is not None for e in rows):
         raise ModelError("the calibration data has no sentiment labels (lines need 'label')")
-    texts = sorted({e.text for e in rows})
-    found = dict(zip(texts, model.embed(texts), strict=True))
+    found = _vectors_by_text(rows, model.embed)
     heads, record = calibrated_on(model.heads, found, rows, model.topic_ids, [p.name for p in data])
     card = {k: v for k, v in model.card.items() if k != "recipe"}  # no longer the shipped recipe's output
     card |= {"model_version": heads_version(str(card["name"]), heads, str(model.card["model_version"])),

@@ -22,6 +22,9 @@ from tests.fakes import CuePredictor
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_CSV = REPO / "data" / "sample" / "nps_responses.csv"
 SAMPLE_PII = REPO / "data" / "sample" / "pii_values.txt"
+# short, clean labelled sentences: training and held-out topic sentences for tiny-model tests
+TOPICS_TRAIN = REPO / "data" / "labelled" / "topics_train.jsonl"
+TOPICS_EVAL = REPO / "data" / "labelled" / "topics_eval.jsonl"
 # Columns that differ between two executions giving the same results: when and how fast a run
 # went, how much it found in the inference cache, and which run first computed a cached prediction.
 RUN_STATS = {"started_at", "finished_at", "seconds_by_stage", "stage_times"} | {

@@ -15,10 +15,8 @@ from models.adapter import ADAPTER_FILE, adapted_encoder_folder, merged_updates,
 from models.classifier import CARD_FILE, ModelError, TextClassifier, load_encoder
 from models.training import TrainingArguments, train_model
 from pipeline.taxonomy import Taxonomy
-from tests.conftest import REPO
+from tests.conftest import TOPICS_TRAIN
 from tests.tiny_model import build_tiny_bert
-
-TOPICS = REPO / "data" / "labelled" / "topics_train.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +70,7 @@ def test_training_an_adapter_writes_it_into_the_model_folder(
     arguments = TrainingArguments(
         name="tiny", encoder=str(tiny_encoder), adapter_rank=2, learning_rate=5e-3, max_steps=3, batch_size=8
     )
-    folder = train_model([TOPICS], tmp_path / "m", taxonomy, arguments)
+    folder = train_model([TOPICS_TRAIN], tmp_path / "m", taxonomy, arguments)
     card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
     adapter = card["encoder"]["adapter"]
     assert (adapter["file"], adapter["rank"], adapter["alpha"]) == (ADAPTER_FILE, 2, 4)
@@ -89,7 +87,7 @@ def test_reusing_an_adapter_trains_only_the_heads(
 ) -> None:
     adapter = trained_adapter(tiny_encoder, tmp_path / "given.safetensors")
     arguments = TrainingArguments(name="tiny", encoder=str(tiny_encoder), adapter_file=str(adapter))
-    folder = train_model([TOPICS], tmp_path / "m", taxonomy, arguments)
+    folder = train_model([TOPICS_TRAIN], tmp_path / "m", taxonomy, arguments)
     card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
     assert (folder / ADAPTER_FILE).read_bytes() == adapter.read_bytes()
     assert card["seconds"]["fine_tune"] == 0.0
@@ -98,4 +96,4 @@ def test_reusing_an_adapter_trains_only_the_heads(
 def test_only_one_way_of_tuning_the_encoder(tiny_encoder: Path, taxonomy: Taxonomy, tmp_path: Path) -> None:
     both = TrainingArguments(name="tiny", encoder=str(tiny_encoder), fine_tune=True, adapter_rank=2)
     with pytest.raises(ModelError, match="not both"):
-        train_model([TOPICS], tmp_path / "m", taxonomy, both)
+        train_model([TOPICS_TRAIN], tmp_path / "m", taxonomy, both)

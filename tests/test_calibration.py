@@ -20,11 +20,8 @@ from models.calibration import (
 from models.classifier import Heads, TextClassifier, heads_version
 from models.training import Example, TrainingArguments, calibrated_on, recalibrate_model, train_model
 from pipeline.taxonomy import Taxonomy
-from tests.conftest import REPO
+from tests.conftest import TOPICS_EVAL, TOPICS_TRAIN
 from tests.tiny_model import build_tiny_bert
-
-TOPICS = REPO / "data" / "labelled" / "topics_train.jsonl"
-EVAL = REPO / "data" / "labelled" / "topics_eval.jsonl"
 
 
 def sampled(temperature: float, n: int = 20000, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
@@ -98,8 +95,8 @@ def test_recalibrating_a_model_folder_keeps_its_sentiment_labels(taxonomy: Taxon
     refitted on the lines that carry topics."""
     encoder = build_tiny_bert(tmp_path / "bert")
     arguments = TrainingArguments(name="tiny", encoder=str(encoder))
-    original = TextClassifier.load(train_model([TOPICS], tmp_path / "m", taxonomy, arguments))
-    copy = TextClassifier.load(recalibrate_model(original, [EVAL], tmp_path / "calibrated", taxonomy))
+    original = TextClassifier.load(train_model([TOPICS_TRAIN], tmp_path / "m", taxonomy, arguments))
+    copy = TextClassifier.load(recalibrate_model(original, [TOPICS_EVAL], tmp_path / "calibrated", taxonomy))
     record = copy.card["calibration"]
     assert record["fitted_on"] == ["topics_eval.jsonl"] and record["sentences"] == 325
     assert copy.heads.sentiment_temperature == record["temperature"] != original.heads.sentiment_temperature
@@ -138,7 +135,7 @@ def test_training_fits_the_topic_threshold_on_calibration_sentences_with_topics(
 ) -> None:
     encoder = build_tiny_bert(tmp_path / "bert")
     arguments = TrainingArguments(name="tiny", encoder=str(encoder))
-    folder = train_model([TOPICS], tmp_path / "m", taxonomy, arguments, calibration=[EVAL])
+    folder = train_model([TOPICS_TRAIN], tmp_path / "m", taxonomy, arguments, calibration=[TOPICS_EVAL])
     model = TextClassifier.load(folder)
     record = model.card["calibration"]
     assert record["fitted_on"] == ["topics_eval.jsonl"]

@@ -22,11 +22,8 @@ from models.registry import (
 from models.training import TrainingArguments, evaluate_model, read_examples, train_model
 from pipeline.settings import ModelSettings, Settings, TaxonomySettings
 from pipeline.taxonomy import Taxonomy
-from tests.conftest import REPO, make_settings
+from tests.conftest import REPO, TOPICS_EVAL, TOPICS_TRAIN, make_settings
 from tests.tiny_model import build_tiny_bert
-
-TOPICS = REPO / "data" / "labelled" / "topics_train.jsonl"
-EVAL = REPO / "data" / "labelled" / "topics_eval.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +36,9 @@ def args(encoder: Path, **overrides: object) -> TrainingArguments:
 
 
 def test_train_saves_a_complete_model_folder(tiny_encoder: Path, taxonomy: Taxonomy, tmp_path: Path) -> None:
-    folder = train_model([TOPICS], tmp_path / "m", taxonomy, args(tiny_encoder), evaluation=[EVAL])
+    folder = train_model(
+        [TOPICS_TRAIN], tmp_path / "m", taxonomy, args(tiny_encoder), evaluation=[TOPICS_EVAL]
+    )
     assert (folder / CARD_FILE).exists() and (folder / HEADS_FILE).exists()
     assert not (folder / "encoder").exists()  # a frozen encoder is referenced, not copied
     card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
@@ -52,7 +51,10 @@ def test_train_saves_a_complete_model_folder(tiny_encoder: Path, taxonomy: Taxon
         "prefix": "",
         "pooling": "mean+l2",
     }
-    assert card["training_data"][0]["sha256"] == __import__("hashlib").sha256(TOPICS.read_bytes()).hexdigest()
+    assert (
+        card["training_data"][0]["sha256"]
+        == __import__("hashlib").sha256(TOPICS_TRAIN.read_bytes()).hexdigest()
+    )
     assert card["arguments"]["seed"] == 13 and card["code_version"]
     metrics = card["metrics"]["topics_eval.jsonl"]
     assert set(metrics) == {"sentiment", "topics"}
@@ -74,8 +76,8 @@ def test_the_configured_entry_point_trains_what_train_model_trains(
     tiny_encoder: Path, taxonomy: Taxonomy, tmp_path: Path
 ) -> None:
     settings = configured(tiny_encoder, tmp_path)
-    folder = train_configured_model(settings, [TOPICS], tmp_path / "a" / "tiny", overrides={"seed": 13})
-    direct = train_model([TOPICS], tmp_path / "b" / "tiny", taxonomy, args(tiny_encoder))
+    folder = train_configured_model(settings, [TOPICS_TRAIN], tmp_path / "a" / "tiny", overrides={"seed": 13})
+    direct = train_model([TOPICS_TRAIN], tmp_path / "b" / "tiny", taxonomy, args(tiny_encoder))
     assert (folder / HEADS_FILE).read_bytes() == (direct / HEADS_FILE).read_bytes()
     card, direct_card = (json.loads((f / CARD_FILE).read_text(encoding="utf-8")) for f in (folder, direct))
     assert card["model_version"] == direct_card["model_version"]
@@ -96,8 +98,8 @@ def test_training_arguments_come_from_the_settings_then_the_overrides(tmp_path: 
 
 
 def test_training_is_deterministic(tiny_encoder: Path, taxonomy: Taxonomy, tmp_path: Path) -> None:
-    a = train_model([TOPICS], tmp_path / "a", taxonomy, args(tiny_encoder))
-    b = train_model([TOPICS], tmp_path / "b", taxonomy, args(tiny_encoder))
+    a = train_model([TOPICS_TRAIN], tmp_path / "a", taxonomy, args(tiny_encoder))
+    b = train_model([TOPICS_TRAIN], tmp_path / "b", taxonomy, args(tiny_encoder))
     assert (a / HEADS_FILE).read_bytes() == (b / HEADS_FILE).read_bytes()
     version = json.loads((a / CARD_FILE).read_text())["model_version"]
     assert version == json.loads((b / CARD_FILE).read_text())["model_version"]
@@ -105,7 +107,10 @@ def test_training_is_deterministic(tiny_encoder: Path, taxonomy: Taxonomy, tmp_p
 
 def test_fine_tuning_a_few_steps(tiny_encoder: Path, taxonomy: Taxonomy, tmp_path: Path) -> None:
     folder = train_model(
-        [TOPICS], tmp_path / "ft", taxonomy, args(tiny_encoder, fine_tune=True, max_steps=2, batch_size=8)
+        [TOPICS_TRAIN],
+        tmp_path / "ft",
+        taxonomy,
+        args(tiny_encoder, fine_tune=True, max_steps=2, batch_size=8),
     )
     card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
     assert card["encoder"]["fine_tuned"] is True and "+fine-tuned-" not in card["encoder"]["name"]
@@ -125,7 +130,7 @@ def test_fine_tuning_a_few_steps(tiny_encoder: Path, taxonomy: Taxonomy, tmp_pat
 def test_model_for_another_taxonomy_is_refused(
     tiny_encoder: Path, taxonomy: Taxonomy, tmp_path: Path
 ) -> None:
-    folder = train_model([TOPICS], tmp_path / "m", taxonomy, args(tiny_encoder))
+    folder = train_model([TOPICS_TRAIN], tmp_path / "m", taxonomy, args(tiny_encoder))
     other = taxonomy.model_copy(update={"version": "other-2027.1"})
     with pytest.raises(ModelError, match="retrain"):
         load_model(str(folder), other)
@@ -168,8 +173,8 @@ def test_unloadable_encoder_and_folder_give_one_message(tmp_path: Path) -> None:
 
 
 def test_evaluate_model_on_a_small_file(tiny_encoder: Path, taxonomy: Taxonomy, tmp_path: Path) -> None:
-    folder = train_model([TOPICS], tmp_path / "m", taxonomy, args(tiny_encoder))
-    examples = read_examples(EVAL, taxonomy)[:20]
+    folder = train_model([TOPICS_TRAIN], tmp_path / "m", taxonomy, args(tiny_encoder))
+    examples = read_examples(TOPICS_EVAL, taxonomy)[:20]
     metrics = evaluate_model(TextClassifier.load(folder), examples)
     assert metrics["sentiment"]["n"] == 20 and metrics["topics"]["n"] == 20
 
